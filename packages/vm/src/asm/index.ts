@@ -1,0 +1,3 @@
+export * from './assemble.js';
+export * from './disassemble.js';
+export * from './datafile.js';

@@ -1,0 +1,3 @@
+export * from './btf.js';
+export * from './ext.js';
+export * from './format.js';

@@ -1,0 +1,203 @@
+// Static analyses the compiler uses to leave checks out of the generated code: which register
+// reads and which r10-relative stack reads can see a value never written. They mirror the
+// verifier's tracking of NOT_INIT registers and STACK_INVALID slots, but as a must-analysis over
+// the control-flow graph: where every path has written the value, no check is emitted; elsewhere
+// the check runs at run time and reports only reads that really happen.
+
+import {
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_ATOMIC,
+  BPF_CALL,
+  BPF_CMPXCHG,
+  BPF_END,
+  BPF_EXIT,
+  BPF_FETCH,
+  BPF_IND,
+  BPF_JA,
+  BPF_JMP,
+  BPF_JMP32,
+  BPF_LD,
+  BPF_LDX,
+  BPF_MOV,
+  BPF_NEG,
+  BPF_PSEUDO_CALL,
+  BPF_ST,
+  BPF_STX,
+  BPF_X,
+  LDDW,
+  sizeBytes,
+  type Bytecode,
+} from '../isa.js';
+import { FRAME_SIZE } from './memory.js';
+import { targetOf, type Analysis } from '../validate.js';
+
+const ALL_REGS = 0x7ff;
+const CALLER_SAVED = 0x3e; // r1..r5
+
+/** Registers an instruction reads and writes, as bit masks (bit i = ri). */
+export function regUse(code: Bytecode, pc: number): { reads: number; writes: number } {
+  const op = code.op[pc]!;
+  const dst = code.dst[pc]!;
+  const src = code.src[pc]!;
+  const klass = op & 7;
+  const bit = (r: number) => 1 << r;
+  switch (klass) {
+    case BPF_ALU:
+    case BPF_ALU64: {
+      const aop = op & 0xf0;
+      if (aop === BPF_MOV) return { reads: op & BPF_X ? bit(src) : 0, writes: bit(dst) };
+      if (aop === BPF_NEG || aop === BPF_END) return { reads: bit(dst), writes: bit(dst) };
+      return { reads: bit(dst) | (op & BPF_X ? bit(src) : 0), writes: bit(dst) };
+    }
+    case BPF_JMP:
+    case BPF_JMP32: {
+      const jop = op & 0xf0;
+      if (jop === BPF_JA) return { reads: 0, writes: 0 };
+      if (jop === BPF_EXIT) return { reads: bit(0), writes: 0 };
+      if (jop === BPF_CALL) return { reads: 0, writes: bit(0) };
+      return { reads: bit(dst) | (op & BPF_X ? bit(src) : 0), writes: 0 };
+    }
+    case BPF_LD:
+      if (op === LDDW) return { reads: 0, writes: bit(dst) };
+      // LD_ABS / LD_IND read the context from r6 (and the index register) and write r0.
+      return { reads: bit(6) | ((op & 0xe0) === BPF_IND ? bit(src) : 0), writes: bit(0) };
+    case BPF_LDX:
+      return { reads: bit(src), writes: bit(dst) };
+    case BPF_ST:
+      return { reads: bit(dst), writes: 0 };
+    case BPF_STX: {
+      if ((op & 0xe0) === BPF_ATOMIC) {
+        const imm = code.imm[pc]!;
+        if (imm === BPF_CMPXCHG) return { reads: bit(dst) | bit(src) | bit(0), writes: bit(0) };
+        return { reads: bit(dst) | bit(src), writes: imm & BPF_FETCH ? bit(src) : 0 };
+      }
+      return { reads: bit(dst) | bit(src), writes: 0 };
+    }
+  }
+  return { reads: 0, writes: 0 };
+}
+
+/**
+ * For each slot, the registers that may be read there before being written on some path
+ * (0 where every read is of a written register). `entryRegs` are the registers set when the
+ * program starts (r1 and r10; r2 too for programs run on caller memory).
+ */
+export function maybeUninitRegs(code: Bytecode, an: Analysis, entryRegs: number, callbackStarts: Iterable<number>): Int32Array {
+  const n = code.length;
+  const IN = new Int32Array(n).fill(ALL_REGS);
+  const seen = new Uint8Array(n);
+  const work: number[] = [];
+  const flow = (pc: number, mask: number) => {
+    if (pc >= n) return;
+    const m = seen[pc] ? IN[pc]! & mask : mask;
+    if (!seen[pc] || m !== IN[pc]) {
+      seen[pc] = 1;
+      IN[pc] = m;
+      work.push(pc);
+    }
+  };
+  flow(0, entryRegs | (1 << 10));
+  for (const s of callbackStarts) flow(s, CALLER_SAVED | (1 << 10));
+  while (work.length) {
+    const pc = work.pop()!;
+    const op = code.op[pc]!;
+    const klass = op & 7;
+    const inMask = IN[pc]!;
+    const { writes } = regUse(code, pc);
+    if (op === LDDW) {
+      flow(pc + 2, inMask | writes);
+      continue;
+    }
+    if (klass === BPF_JMP || klass === BPF_JMP32) {
+      const jop = op & 0xf0;
+      if (jop === BPF_EXIT) continue;
+      if (jop === BPF_CALL) {
+        if (code.src[pc] === BPF_PSEUDO_CALL) flow(pc + 1 + code.imm[pc]!, (inMask & (CALLER_SAVED | (1 << 10))) | (1 << 10));
+        flow(pc + 1, (inMask & ~CALLER_SAVED) | 1);
+        continue;
+      }
+      const t = targetOf(code, pc)!;
+      flow(t, inMask);
+      if (jop !== BPF_JA) flow(pc + 1, inMask);
+      continue;
+    }
+    flow(pc + 1, inMask | writes);
+  }
+  const out = new Int32Array(n);
+  for (let pc = 0; pc < n; pc++) {
+    if (!seen[pc] || an.isSecondSlot[pc]) continue;
+    const { reads } = regUse(code, pc);
+    out[pc] = reads & ~IN[pc]!;
+  }
+  return out;
+}
+
+/**
+ * For each r10-relative load (`rX = *(uN *)(r10 + off)`), whether every path from its function's
+ * entry has written all of its bytes with r10-relative stores. Loads not proven need a run-time
+ * check of the stack's written-bytes shadow.
+ */
+export function provenStackLoads(code: Bytecode, an: Analysis): Uint8Array {
+  const n = code.length;
+  const W = 16; // 512 bits
+  const proven = new Uint8Array(n);
+  for (const sp of an.subprogs) {
+    const len = sp.end - sp.start;
+    const IN: (Uint32Array | undefined)[] = new Array(len);
+    const work: number[] = [];
+    const flow = (pc: number, set: Uint32Array) => {
+      if (pc < sp.start || pc >= sp.end) return;
+      const cur = IN[pc - sp.start];
+      if (!cur) {
+        IN[pc - sp.start] = set.slice();
+        work.push(pc);
+        return;
+      }
+      let changed = false;
+      for (let i = 0; i < W; i++) {
+        const v = cur[i]! & set[i]!;
+        if (v !== cur[i]) {
+          cur[i] = v;
+          changed = true;
+        }
+      }
+      if (changed) work.push(pc);
+    };
+    flow(sp.start, new Uint32Array(W));
+    while (work.length) {
+      const pc = work.pop()!;
+      const set = IN[pc - sp.start]!.slice();
+      const op = code.op[pc]!;
+      const klass = op & 7;
+      if ((klass === BPF_ST || klass === BPF_STX) && code.dst[pc] === 10) {
+        const at = FRAME_SIZE + code.off[pc]!;
+        const size = sizeBytes(op);
+        if (at >= 0 && at + size <= FRAME_SIZE) for (let b = at; b < at + size; b++) set[b >>> 5]! |= 1 << (b & 31);
+      }
+      if (op === LDDW) {
+        flow(pc + 2, set);
+        continue;
+      }
+      if (klass === BPF_JMP || klass === BPF_JMP32) {
+        const jop = op & 0xf0;
+        if (jop === BPF_EXIT) continue;
+        if (jop !== BPF_CALL) {
+          flow(targetOf(code, pc)!, set);
+          if (jop === BPF_JA) continue;
+        }
+      }
+      flow(pc + 1, set);
+    }
+    for (let pc = sp.start; pc < sp.end; pc++) {
+      const set = IN[pc - sp.start];
+      if (!set || (code.op[pc]! & 7) !== BPF_LDX || code.src[pc] !== 10) continue;
+      const at = FRAME_SIZE + code.off[pc]!;
+      const size = sizeBytes(code.op[pc]!);
+      let ok = at >= 0 && at + size <= FRAME_SIZE;
+      for (let b = at; ok && b < at + size; b++) if (!(set[b >>> 5]! & (1 << (b & 31)))) ok = false;
+      if (ok) proven[pc] = 1;
+    }
+  }
+  return proven;
+}

@@ -1,0 +1,228 @@
+// The machine's memory: every pointer belongs to a region. A 64-bit pointer value is
+// (REGION_HI_BASE + region index) in its upper 32 bits and the offset inside the region in its
+// lower 32 bits, so provenance is read off the value itself and survives any copy, spill or
+// arithmetic the program does.
+//
+// Regions whose bytes live in one flat buffer (stack frames, the packet, caller memory, the
+// context image) are accessed by compiled code inline through three typed arrays (base, lower
+// and upper bound for reads and for writes). Regions that need more than a bounds check (map
+// values are bounded per value, the context has field rewrites, the stack tracks which bytes
+// were written) have a fast-path bound of -1 and go through `Memory.read`/`Memory.write`.
+
+import { Fault } from '../errors.js';
+import { MAX_BPF_STACK, MAX_CALL_FRAMES } from '../isa.js';
+
+export const REGION_HI_BASE = 0x1000;
+/** Region indexes 0..7 are the stack frames of call depth 0..7. */
+export const STACK_REGION = 0;
+export const MAX_REGIONS = 256;
+/** The frame pointer r10 points this far into its frame region (the stack grows down). */
+export const FRAME_SIZE = MAX_BPF_STACK;
+
+export type RegionKind = 'stack' | 'ctx' | 'packet' | 'mem' | 'map_value' | 'map' | 'ringbuf' | 'rodata' | 'scratch';
+
+/** Out-of-line accessors for regions that need more than a flat bounds check. */
+export interface RegionHandler {
+  /** Reads `size` bytes at `off` into out (little-endian), or returns a reason the read is refused. */
+  read(off: number, size: number, pc: number): Uint8Array | string;
+  /** Writes the bytes at `off`, or returns a reason the write is refused. */
+  write(off: number, bytes: Uint8Array, pc: number): string | undefined;
+  /** How the region and an offset in it are written (`map_value(flows)+4`). */
+  describe(off: number): string;
+}
+
+export interface Region {
+  index: number;
+  kind: RegionKind;
+  name: string;
+  /** Physical offset of region offset 0 in the flat buffer (flat regions only). */
+  base: number;
+  /** Valid offsets are [lo, hi). Offsets are never negative: see `origin`. */
+  lo: number;
+  hi: number;
+  /** The offset shown as +0: r10 for a stack frame (`stack-8`), `data` for the packet (`pkt+14`). */
+  origin: number;
+  /** Name used when writing an offset: `stack`, `pkt`, `ctx`, `mem`. */
+  label: string;
+  readable: boolean;
+  writable: boolean;
+  /** When set, reads and writes go through the handler instead of the flat buffer. */
+  handler?: RegionHandler;
+  /** A read of a flat byte never written is reported (the stack). */
+  trackInit?: boolean;
+}
+
+export function pointerHi(region: number): number {
+  return REGION_HI_BASE + region;
+}
+
+/** Writes a region offset as Rewind writes it everywhere: `pkt+14`, `stack-8`, `ctx+0`. */
+export function formatRegionOffset(r: Region, off: number): string {
+  if (r.handler) return r.handler.describe(off);
+  const d = off - r.origin;
+  return d < 0 ? `${r.label}${d}` : `${r.label}+${d}`;
+}
+
+export class Memory {
+  buf: ArrayBuffer;
+  dv: DataView;
+  u8: Uint8Array;
+  /** One byte per flat byte: 1 once written. Only consulted for regions with trackInit. */
+  shadow: Uint8Array;
+  shadowDv: DataView;
+  /** Fast-path tables, indexed by region: flat base, lower bound, read and write upper bounds. */
+  readonly RB = new Int32Array(MAX_REGIONS);
+  readonly RLO = new Int32Array(MAX_REGIONS);
+  readonly RHR = new Int32Array(MAX_REGIONS).fill(-1);
+  readonly RHW = new Int32Array(MAX_REGIONS).fill(-1);
+  readonly regions: (Region | undefined)[] = [];
+  private flatTop: number;
+
+  constructor(flatSize = 64 * 1024) {
+    this.buf = new ArrayBuffer(flatSize);
+    this.dv = new DataView(this.buf);
+    this.u8 = new Uint8Array(this.buf);
+    this.shadow = new Uint8Array(flatSize);
+    this.shadowDv = new DataView(this.shadow.buffer);
+    // Stack frames first: frame d occupies flat bytes [d*512, (d+1)*512).
+    for (let d = 0; d < MAX_CALL_FRAMES; d++) {
+      this.define({
+        index: STACK_REGION + d,
+        kind: 'stack',
+        name: 'stack',
+        // Frames of callers are written stack#1-8 ... counted from the entry frame.
+        label: d === 0 ? 'stack' : `stack#${d}`,
+        base: d * FRAME_SIZE,
+        lo: 0,
+        hi: FRAME_SIZE,
+        origin: FRAME_SIZE,
+        readable: true,
+        writable: true,
+        trackInit: true,
+      });
+    }
+    this.flatTop = MAX_CALL_FRAMES * FRAME_SIZE;
+  }
+
+  /** Reserves `size` flat bytes (8-aligned) and returns their physical offset. */
+  allocFlat(size: number): number {
+    const at = this.flatTop;
+    const end = at + ((size + 7) & ~7);
+    if (end > this.buf.byteLength) this.grow(end);
+    this.flatTop = end;
+    return at;
+  }
+
+  /** Releases every flat allocation made after `mark` (see `flatMark`). */
+  resetFlat(mark: number): void {
+    this.flatTop = mark;
+  }
+
+  get flatMark(): number {
+    return this.flatTop;
+  }
+
+  private grow(min: number): void {
+    let size = this.buf.byteLength;
+    while (size < min) size *= 2;
+    const buf = new ArrayBuffer(size);
+    new Uint8Array(buf).set(this.u8);
+    const shadow = new Uint8Array(size);
+    shadow.set(this.shadow);
+    this.buf = buf;
+    this.dv = new DataView(buf);
+    this.u8 = new Uint8Array(buf);
+    this.shadow = shadow;
+    this.shadowDv = new DataView(shadow.buffer);
+  }
+
+  /** Adds or replaces a region and refreshes its fast-path bounds. */
+  define(r: Region): Region {
+    if (r.index >= MAX_REGIONS) throw new RangeError(`too many memory regions (${MAX_REGIONS})`);
+    this.regions[r.index] = r;
+    this.refresh(r);
+    return r;
+  }
+
+  /** The next free region index. */
+  nextIndex(): number {
+    for (let i = MAX_CALL_FRAMES; i < MAX_REGIONS; i++) if (!this.regions[i]) return i;
+    throw new RangeError(`too many memory regions (${MAX_REGIONS})`);
+  }
+
+  /** Re-reads a region's bounds into the fast-path tables (call after changing lo/hi/base). */
+  refresh(r: Region): void {
+    const fast = !r.handler && !r.trackInit;
+    this.RB[r.index] = r.base;
+    this.RLO[r.index] = r.lo;
+    this.RHR[r.index] = fast && r.readable ? r.hi : -1;
+    this.RHW[r.index] = fast && r.writable ? r.hi : -1;
+  }
+
+  remove(index: number): void {
+    this.regions[index] = undefined;
+    this.RHR[index] = -1;
+    this.RHW[index] = -1;
+  }
+
+  regionOf(hi: number): Region | undefined {
+    const i = (hi - REGION_HI_BASE) >>> 0;
+    return i < MAX_REGIONS ? this.regions[i] : undefined;
+  }
+
+  /** Describes a 64-bit value as a pointer (`pkt+14`), or undefined for a scalar. */
+  describePointer(lo: number, hi: number): string | undefined {
+    const r = this.regionOf(hi);
+    return r ? formatRegionOffset(r, lo | 0) : undefined;
+  }
+
+  /**
+   * Resolves an access of `size` bytes at pointer (hi:lo) + off. Returns the region and offset,
+   * or throws a Fault naming the access and the region's bounds.
+   */
+  resolve(pc: number, lo: number, hi: number, off: number, size: number, write: boolean, what: () => string): { r: Region; at: number } {
+    const r = this.regionOf(hi);
+    const at = (lo >>> 0) + off;
+    const verb = write ? 'write' : 'read';
+    if (!r) {
+      const addr = formatAddress(hi, (lo + off) | 0);
+      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${size} bytes at ${addr}, which is not a pointer into any memory region`, write ? 'write' : 'read', pc);
+    }
+    if (write ? !r.writable : !r.readable) {
+      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${size} bytes at ${formatRegionOffset(r, at)}, ${describeRegion(r)} is ${write ? 'read-only' : 'not readable'}`, write ? 'write' : 'read', pc);
+    }
+    if (!r.handler && (at < r.lo || at + size > r.hi)) {
+      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${size} bytes at ${formatRegionOffset(r, at)}, ${boundsText(r)}`, write ? 'write' : 'read', pc);
+    }
+    return { r, at };
+  }
+}
+
+export function formatAddress(hi: number, lo: number): string {
+  return '0x' + (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0');
+}
+
+function describeRegion(r: Region): string {
+  switch (r.kind) {
+    case 'stack':
+      return 'the stack';
+    case 'packet':
+      return 'the packet';
+    case 'ctx':
+      return 'the context';
+    default:
+      return r.name;
+  }
+}
+
+/** "packet is 60 bytes", "stack frame is [stack-512, stack)", ... */
+export function boundsText(r: Region): string {
+  switch (r.kind) {
+    case 'stack':
+      return `stack frame is ${formatRegionOffset(r, r.lo)} to ${formatRegionOffset(r, r.hi)}`;
+    case 'packet':
+      return r.lo === r.origin ? `packet is ${r.hi - r.lo} bytes` : `packet is ${formatRegionOffset(r, r.lo)} to ${formatRegionOffset(r, r.hi)}`;
+    default:
+      return `${describeRegion(r)} is ${r.hi - r.lo} bytes`;
+  }
+}

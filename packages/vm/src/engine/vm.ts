@@ -1,0 +1,145 @@
+// Loading a program into a machine and running it.
+
+import { Fault, LoadError } from '../errors.js';
+import { BPF_PSEUDO_FUNC, LDDW, type Bytecode } from '../isa.js';
+import type { Program } from '../program.js';
+import { validate, type Analysis } from '../validate.js';
+import { formatInsn } from '../asm/disassemble.js';
+import { helperLabel, HELPER_NAMES } from '../helpers/ids.js';
+import { compileProgram, type Compiled, type Instrumentation } from './compile.js';
+import { Machine, type HelperFn, type Warning } from './machine.js';
+import { REGION_HI_BASE } from './memory.js';
+
+/** The kernel's helpers Rewind provides, by id. */
+export type HelperTable = ReadonlyMap<number, HelperFn>;
+
+export interface LoadOptions {
+  /** Helpers available to the program, by kernel helper id. */
+  helpers?: HelperTable;
+  /** Resolves an lddw with a pseudo source (map handle, map value) to a pointer value. */
+  resolveLddw?: (pc: number, src: number, imm: number, nextImm: number) => { lo: number; hi: number };
+  /** Registers set on entry besides r10 (bit i = ri). Default r1. */
+  entryRegs?: number;
+  allowLdAbs?: boolean;
+  instrument?: Instrumentation;
+}
+
+/** A program validated and compiled for one machine. */
+export class LoadedProgram {
+  readonly analysis: Analysis;
+  readonly compiled: Compiled;
+
+  constructor(
+    readonly program: Program,
+    readonly machine: Machine,
+    opts: LoadOptions = {},
+  ) {
+    const code = program.code;
+    const helpers = opts.helpers ?? new Map();
+    const describe = (pc: number) => formatInsn(code, pc);
+    this.analysis = validate(code, {
+      mapCount: program.maps.length,
+      allowLdAbs: opts.allowLdAbs,
+      describe,
+      checkHelper: (id) => {
+        if (helpers.has(id)) return undefined;
+        return id > 0 && id < HELPER_NAMES.length
+          ? `call to ${helperLabel(id)}, which Rewind does not provide`
+          : `call to unknown helper ${id}`;
+      },
+    });
+    const callbackStarts: number[] = [];
+    for (let pc = 0; pc < code.length; pc++) {
+      if (code.op[pc] === LDDW && code.src[pc] === BPF_PSEUDO_FUNC && !this.analysis.isSecondSlot[pc]) callbackStarts.push(pc + 1 + code.imm[pc]!);
+    }
+    this.compiled = compileProgram(code, this.analysis, {
+      vm: machine,
+      lddwValue: (pc) => {
+        const src = code.src[pc]!;
+        if (src === BPF_PSEUDO_FUNC) return { lo: pc + 1 + code.imm[pc]!, hi: 0 };
+        if (!opts.resolveLddw) throw new LoadError(`lddw at pc ${pc} references a map, and no maps were given`, pc);
+        return opts.resolveLddw(pc, src, code.imm[pc]!, code.imm[pc + 1]!);
+      },
+    }, {
+      entryRegs: opts.entryRegs ?? 0b10,
+      callbackStarts,
+      instrument: opts.instrument,
+    });
+    for (const [id, fn] of helpers) machine.helperTable[id] = fn;
+  }
+
+  describe(pc: number): string {
+    return formatInsn(this.program.code, pc);
+  }
+}
+
+export interface RunResult {
+  /** r0 at exit, as an unsigned 64-bit value. */
+  r0: bigint;
+  /** Instructions executed. */
+  steps: number;
+  fault?: Fault;
+  warnings: Warning[];
+  /** Slot of the last instruction: the exit, or the faulting instruction. */
+  pc: number;
+}
+
+export interface RunOptions {
+  maxSteps?: number;
+  strict?: boolean;
+  /** Called between slices of a long run with the instructions executed so far. */
+  onSlice?: (steps: number) => void;
+}
+
+const SLICE_MAX = 1 << 24;
+
+/**
+ * Runs a loaded program from pc 0 with the registers already set in machine.R. Guest faults
+ * become part of the result; anything else is a bug and propagates.
+ */
+export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
+  const m = p.machine;
+  m.steps = 0;
+  m.depth = 0;
+  m.pc = 0;
+  m.maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
+  m.strict = opts.strict ?? false;
+  m.warnings = [];
+  m.tailTarget = null;
+  m.describeInsn = (pc) => p.describe(pc);
+  // r10: frame 0, offset 512. Stack bytes start out unwritten.
+  m.R[20] = 512;
+  m.R[21] = REGION_HI_BASE;
+  m.mem.shadow.fill(0, 0, 512 * 8);
+  let fault: Fault | undefined;
+  try {
+    // Slices start small and grow: V8 optimizes the program's function between slices.
+    let slice = 4096;
+    let pc = 0;
+    for (;;) {
+      const status = p.compiled.run(pc, 0, m.steps + slice);
+      if (status !== 2) break;
+      pc = m.pc;
+      if (slice < SLICE_MAX) slice *= 2;
+      opts.onSlice?.(m.steps);
+    }
+  } catch (e) {
+    if (e instanceof Fault) fault = e;
+    else throw e;
+  }
+  return {
+    r0: (BigInt(m.R[1]! >>> 0) << 32n) | BigInt(m.R[0]! >>> 0),
+    steps: m.steps,
+    fault,
+    warnings: m.warnings,
+    pc: m.pc,
+  };
+}
+
+/** Enough for every program in the bench (up to 400M instructions) with room to spare. */
+export const DEFAULT_MAX_STEPS = 1_000_000_000;
+
+/** A program made of bare bytecode (a `.data` file, the conformance plugin). */
+export function programFromBytecode(code: Bytecode, name = 'prog'): Program {
+  return { name, type: 'raw', code, funcs: [{ name, start: 0, end: code.length }], maps: [] };
+}

@@ -1,0 +1,23 @@
+import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+
+const src = (p: string) => fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url));
+// Tests run against the TypeScript sources, not dist/.
+const alias = {
+  '@rewind/vm': src('vm'),
+  '@rewind/recorder': src('recorder'),
+};
+
+export default defineConfig({
+  test: {
+    projects: ['vm', 'recorder', 'tui'].map((name) => ({
+      resolve: { alias },
+      test: {
+        name,
+        root: `packages/${name}`,
+        include: ['src/**/*.test.ts', 'src/**/*.test.tsx', 'test/**/*.test.ts', 'test/**/*.test.tsx'],
+        testTimeout: 60_000,
+      },
+    })),
+  },
+});
