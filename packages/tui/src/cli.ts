@@ -1,1 +1,53 @@
-console.log('rewind');
+// The `rewind` command. Each command's implementation is imported when it runs, so starting
+// the CLI to run a program never loads the terminal UI.
+
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { reportError } from './commands/errors.js';
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('rewind')
+  .usage('$0 <command> [options]\n\nRecord and replay eBPF programs: run them in a kernel-faithful VM, record every step, debug forward and backward.')
+  .command(
+    'demo',
+    'Run the bundled example program and show what it did',
+    (y) => y,
+    async () => {
+      const { demo } = await import('./commands/demo.js');
+      process.exitCode = await demo();
+    },
+  )
+  .command(
+    'conformance-plugin [memory..]',
+    'Run one program as a bpf_conformance plugin: r1 = memory, r2 = its length; prints r0 in hex',
+    (y) =>
+      y
+        .positional('memory', { type: 'string', array: true, describe: 'input memory as hex bytes (spaces allowed)' })
+        .option('program', { type: 'string', describe: 'the program as hex bytes (default: read from standard input)' })
+        .option('max-steps', { type: 'number', describe: 'instruction budget of the run' }),
+    async (argv) => {
+      const { main } = await import('./commands/conformance-plugin.js');
+      const args = [...(argv.memory ?? [])];
+      if (argv.program !== undefined) args.push('--program', argv.program);
+      if (argv.maxSteps !== undefined) args.push('--max-steps', String(argv.maxSteps));
+      process.exitCode = await main(args);
+    },
+  )
+  .demandCommand(1, 'Name a command; `rewind --help` lists them.')
+  .strict()
+  .recommendCommands()
+  .help()
+  .alias('h', 'help')
+  .version(false)
+  .wrap(Math.min(110, process.stdout.columns || 80))
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    process.stderr.write(`rewind: ${msg}\n(rewind --help lists commands and options)\n`);
+    process.exit(2);
+  });
+
+try {
+  await cli.parseAsync();
+} catch (e) {
+  process.exitCode = reportError(e);
+}

@@ -66,7 +66,7 @@ function declare(btf: Btf, id: number, inner: string, depth: number): string {
   }
 }
 
-export interface FormatOptions {
+export interface FormatValueOptions {
   /** Array elements shown before `...`; default 64. */
   maxElements?: number;
 }
@@ -86,7 +86,7 @@ export interface FormatOptions {
  *   anonymous structs and unions inline;
  * - a DATASEC (the value type of `.data`, `.bss`, `.rodata` maps) as its variables.
  */
-export function formatValue(btf: Btf, id: number, bytes: Uint8Array, opts: FormatOptions = {}): string {
+export function formatValue(btf: Btf, id: number, bytes: Uint8Array, opts: FormatValueOptions = {}): string {
   const size = sizeOf(btf, id);
   if (bytes.length < size) {
     throw new BtfError(btf.file, `value of ${bytes.length} bytes is too short for ${typeName(btf, id)} (${size} bytes)`);

@@ -129,7 +129,9 @@ function cString(bytes: Uint8Array, offset: number): string | undefined {
 }
 
 /** Parses the ELF header, section headers and symbol table of a BPF object. */
-export function parseElf(bytes: Uint8Array, file: string): ElfFile {
+export function parseElf(input: Uint8Array, file: string): ElfFile {
+  // A plain view: a Node Buffer's slice() would alias rather than copy section bytes.
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const fail = (what: string, section?: string, offset?: number): ElfError => new ElfError(file, what, section, offset);
   if (bytes.length < 4 || bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46) {
     throw fail('not an ELF file (bad magic)', undefined, 0);

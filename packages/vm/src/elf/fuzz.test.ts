@@ -4,8 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { BtfError, sizeOf, typeName } from '../btf/index.js';
-import { formatValue } from '../btf/format.js';
+import { BtfError, formatValue, sizeOf, typeName } from '../btf/index.js';
 import { ElfError, parseElf } from './elf.js';
 import { loadObject } from './loader.js';
 

@@ -4,7 +4,7 @@ import { encode } from '../isa.js';
 import { BPF_MAP_TYPE, type Program } from '../program.js';
 import { ElfError } from './elf.js';
 import { type BpfObject, loadObject } from './loader.js';
-import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG } from './maps.js';
+import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG } from '../maps/uapi.js';
 import { progTypeForSection } from './sections.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url);
@@ -126,6 +126,13 @@ describe('xdp_flow.o: BTF hash map and global data', () => {
       [50, 6, 2, 0],
       [53, 6, 3, 0],
     ]);
+  });
+
+  test('initial values are copies, not views of the caller\'s bytes', () => {
+    const file = readFileSync(new URL('xdp_flow.o', FIXTURES));
+    const again = loadObject(file, 'xdp_flow.o');
+    file.fill(0);
+    expect(again.maps[1]!.initialValue).toEqual(Uint8Array.of(0xdc, 0x05, 0, 0));
   });
 
   test('the DATASEC fixup gives sections their ELF sizes', () => {

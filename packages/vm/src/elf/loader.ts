@@ -58,7 +58,7 @@ export interface BpfObject {
   license?: string;
 }
 
-export interface LoadOptions {
+export interface LoadObjectOptions {
   /** Type of programs in sections whose name tells none (libbpf would need bpf_program__set_type). */
   type?: ProgType;
 }
@@ -91,7 +91,7 @@ type Reloc =
   | { readonly kind: 'data'; readonly map: number; readonly symOff: number };
 
 /** Loads a BPF ELF object. Throws ElfError (or BtfError for a malformed .BTF/.BTF.ext). */
-export function loadObject(bytes: Uint8Array, file: string, opts: LoadOptions = {}): BpfObject {
+export function loadObject(bytes: Uint8Array, file: string, opts: LoadObjectOptions = {}): BpfObject {
   return new ObjectLoader(parseElf(bytes, file), opts).load();
 }
 
@@ -106,7 +106,7 @@ class ObjectLoader {
 
   constructor(
     private readonly elf: ElfFile,
-    private readonly opts: LoadOptions,
+    private readonly opts: LoadObjectOptions,
   ) {
     this.file = elf.file;
   }
@@ -212,6 +212,7 @@ class ObjectLoader {
       if (t.kind !== 'datasec' || t.name === '.kconfig' || t.name === '.ksyms') continue;
       const sec = this.elf.sections.find((s) => s.index !== 0 && s.name === t.name);
       const fixOffsets = t.size === 0;
+      // libbpf fails the open here; a DATASEC without its section only loses formatting.
       if (fixOffsets && (sec === undefined || sec.size === 0)) continue;
       const vars = t.vars.map((vi) => {
         const v = btf.type(vi.type);

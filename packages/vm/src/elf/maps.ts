@@ -4,12 +4,9 @@
 // (bpf_object__init_global_data_maps).
 
 import { type Btf, type BtfComposite, BtfError, type BtfType, resolveType, sizeOf } from '../btf/index.js';
+import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG } from '../maps/uapi.js';
 import { BPF_MAP_TYPE, type MapDef } from '../program.js';
 import { ElfError, type ElfFile, type ElfSection, SHT_NOBITS, STT_SECTION } from './elf.js';
-
-/** map_flags the loader sets (include/uapi/linux/bpf.h). */
-export const BPF_F_RDONLY_PROG = 0x80;
-export const BPF_F_MMAPABLE = 0x400;
 
 /** array_map_alloc_check refuses larger values with E2BIG (x86-64: 4K pages, MAX_PAGE_ORDER 10). */
 const KMALLOC_MAX_SIZE = 1 << 22;
@@ -72,7 +69,7 @@ export function collectMaps(elf: ElfFile, btf: Btf | undefined, legacy?: ElfSect
       maxEntries: 1,
       flags,
       ...(datasec ? { btfValueTypeId: datasec.id } : {}),
-      initialValue: s.type === SHT_NOBITS ? new Uint8Array(s.size) : s.data.slice(),
+      initialValue: s.type === SHT_NOBITS ? new Uint8Array(s.size) : new Uint8Array(s.data),
       globalData: true,
     });
   }

@@ -243,6 +243,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     }
     emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0;`);
     emit(`try {`);
+    if (entry) emit(`slice: {`);
     emit(`dispatch: for (;;) switch (pc) {`);
     for (let pc = sp.start; pc < sp.end; pc++) {
       if (an.isSecondSlot[pc]) continue;
@@ -256,7 +257,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
         const selfLoop = (lk === BPF_JMP || lk === BPF_JMP32) && (lop & 0xf0) !== BPF_CALL && (lop & 0xf0) !== BPF_EXIT && (lop & 0xf0) !== BPF_JA && last + 1 + code.off[last]! === pc && !uninit[last];
         const n = REM[pc]!;
         const budget = entry
-          ? `if ((steps += ${n}) > max) { if (steps > hard) throw vm.budgetFault(${pc}); steps -= ${n}; pc = ${pc}; ${saveRegs()} vm.pc = ${pc}; return 2; }`
+          ? `if ((steps += ${n}) > max) { steps -= ${n}; pc = ${pc}; break slice; }`
           : `if ((steps += ${n}) > hard) throw vm.budgetFault(${pc});`;
         if (selfLoop) {
           emit(`do { ${budget}`);
@@ -272,6 +273,13 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     }
     emit(`default: throw vm.internalError(pc);`);
     emit(`}`); // switch
+    if (entry) {
+      // The slice is used up at the start of the block at pc: either the budget is exhausted, or
+      // control goes back to the run loop, which calls again from pc.
+      emit(`}`);
+      emit(`if (steps + REM[pc] > hard) { steps += REM[pc]; throw vm.budgetFault(pc); }`);
+      emit(`${saveRegs()} vm.pc = pc; return 2;`);
+    }
     emit(`} catch (e) {`);
     emit(`if (vm.isUncounted(e)) { steps -= REM[e.pc]; ${saveRegs()} vm.pc = e.pc; vm.markCounted(e); }`);
     emit(`throw e;`);

@@ -1,0 +1,11 @@
+import { RewindError } from '@rewind/vm';
+
+/** Prints an error as one line and returns the exit code; a bug in Rewind keeps its stack. */
+export function reportError(e: unknown): number {
+  if (e instanceof RewindError || (e instanceof Error && (e as NodeJS.ErrnoException).code?.startsWith('E'))) {
+    process.stderr.write(`rewind: ${e.message}\n`);
+    return e.name === 'UsageError' ? 2 : 1;
+  }
+  process.stderr.write(`rewind: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 70;
+}
