@@ -81,8 +81,11 @@ export interface Instrumentation {
    * the code can read the register halves as `l<dst>` / `h<dst>`.
    */
   afterInsn(pc: number, dst: number): string;
-  /** After a store of `size` bytes to the flat buffer at physical offset in variable `p`. */
-  afterFlatStore(pc: number, size: number): string;
+  /**
+   * After a fast-path store of `size` bytes; `region` and `at` are JavaScript expressions for the
+   * region index and the offset in the region. (Slow-path stores go through Machine.onWrite.)
+   */
+  afterStore(pc: number, size: number, region: string, at: string): string;
   /** In the caller, after a bpf-to-bpf call at pc has returned (r0 and the step count are current). */
   afterReturn?(pc: number): string;
 }
@@ -218,7 +221,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   // progress and V8 tiers the function up between slices instead of replacing it mid-loop.
   emit(`"use strict";`);
   emit(`const R = vm.R, T = vm.T, H = vm.helperTable, mem = vm.mem;`);
-  emit(`const RB = mem.RB, RLO = mem.RLO, RHR = mem.RHR, RHW = mem.RHW;`);
+  emit(`const RV = mem.RV, RB = mem.RB, RLO = mem.RLO, RHR = mem.RHR, RHW = mem.RHW;`);
   emit(`let STEPS = 0, RETHI = 0, CINIT = 0, M = mem.dv, SH = mem.shadow, SD = mem.shadowDv;`);
   if (ins) emit(ins.prologue());
   const saveRegs = () => {
@@ -513,8 +516,9 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
         return `if (depth === ${MAX_CALL_FRAMES - 1}) throw vm.callTooDeep(${pc}); ${after(pc, -1)} STEPS = steps; ${initIn} l0 = f${target}(depth + 1, ${args}); h0 = RETHI; steps = STEPS;${initOut} ${ret}`;
       }
       // Helper call: arguments through vm.R, result in r0.
+      // r0 goes too: a helper that fails without a result (bpf_tail_call) leaves it unchanged.
       const args: string[] = [];
-      for (let r = 1; r <= 5; r++) args.push(`R[${2 * r}] = l${r}; R[${2 * r + 1}] = h${r};`);
+      for (let r = 0; r <= 5; r++) args.push(`R[${2 * r}] = l${r}; R[${2 * r + 1}] = h${r};`);
       const tail = imm === 12 ? ` if (vm.tailTarget !== null) { ${saveRegs()} vm.pc = ${pc}; return 1; }` : '';
       const initFix = dynInit ? ` INIT = (INIT & ~${0x3e}) | 1;` : '';
       return `${args.join(' ')} vm.pc = ${pc}; vm.steps = steps; vm.depth = depth; H[${imm}](vm); steps = vm.steps;${tail} l0 = R[0]; h0 = R[1];${initFix} ${after(pc, 0)}`;
@@ -551,12 +555,12 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     const signed = (op & 0xe0) === BPF_MEMSX;
     const L = `l${d}`;
     const Hd = `h${d}`;
-    const read = (p: string) => {
+    const read = (p: string, V = 'M') => {
       switch (size) {
-        case 1: return signed ? `${L} = M.getInt8(${p}); ${Hd} = ${L} >> 31;` : `${L} = M.getUint8(${p}); ${Hd} = 0;`;
-        case 2: return signed ? `${L} = M.getInt16(${p}, true); ${Hd} = ${L} >> 31;` : `${L} = M.getUint16(${p}, true); ${Hd} = 0;`;
-        case 4: return signed ? `${L} = M.getInt32(${p}, true); ${Hd} = ${L} >> 31;` : `${L} = M.getInt32(${p}, true); ${Hd} = 0;`;
-        default: return `${Hd} = M.getInt32(${p} + 4, true); ${L} = M.getInt32(${p}, true);`;
+        case 1: return signed ? `${L} = ${V}.getInt8(${p}); ${Hd} = ${L} >> 31;` : `${L} = ${V}.getUint8(${p}); ${Hd} = 0;`;
+        case 2: return signed ? `${L} = ${V}.getInt16(${p}, true); ${Hd} = ${L} >> 31;` : `${L} = ${V}.getUint16(${p}, true); ${Hd} = 0;`;
+        case 4: return signed ? `${L} = ${V}.getInt32(${p}, true); ${Hd} = ${L} >> 31;` : `${L} = ${V}.getInt32(${p}, true); ${Hd} = 0;`;
+        default: return `${Hd} = ${V}.getInt32(${p} + 4, true); ${L} = ${V}.getInt32(${p}, true);`;
       }
     };
     if (s === 10) {
@@ -572,17 +576,17 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     }
     return (
       `u = (${lo(s)} >>> 0) + ${off}; i = (${hi(s)} - ${HB}) >>> 0; ` +
-      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { u += RB[i]; ${read('u')} } ` +
+      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${read('RB[i] + u', 'RV[i]')} } ` +
       `else { vm.load(${pc}, ${lo(s)}, ${hi(s)}, ${off}, ${size}, ${signed}); ${L} = T[0]; ${Hd} = T[1]; }`
     );
   }
 
-  function writeFlat(size: number, p: string, vl: string, vh: string): string {
+  function writeFlat(size: number, p: string, vl: string, vh: string, V = 'M'): string {
     switch (size) {
-      case 1: return `M.setInt8(${p}, ${vl});`;
-      case 2: return `M.setInt16(${p}, ${vl}, true);`;
-      case 4: return `M.setInt32(${p}, ${vl}, true);`;
-      default: return `M.setInt32(${p}, ${vl}, true); M.setInt32(${p} + 4, ${vh}, true);`;
+      case 1: return `${V}.setInt8(${p}, ${vl});`;
+      case 2: return `${V}.setInt16(${p}, ${vl}, true);`;
+      case 4: return `${V}.setInt32(${p}, ${vl}, true);`;
+      default: return `${V}.setInt32(${p}, ${vl}, true); ${V}.setInt32(${p} + 4, ${vh}, true);`;
     }
   }
 
@@ -597,16 +601,17 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
 
   function store(pc: number, op: number, d: number, off: number, vl: string, vh: string): string {
     const size = sizeBytes(op);
-    const rec = ins ? ins.afterFlatStore(pc, size) : '';
     if (d === 10) {
       const at = FRAME_SIZE + off;
       if (at < 0 || at + size > FRAME_SIZE) return `throw vm.stackFault(${pc}, ${off}, ${size}, true, depth);`;
       const shadow = trackShadow ? markShadow(size, 'u') : '';
+      const rec = ins ? ins.afterStore(pc, size, `${STACK_REGION} + depth`, String(at)) : '';
       return `u = fp + ${off}; ${writeFlat(size, 'u', vl, vh)} ${shadow} ${rec}`;
     }
+    const rec = ins ? ins.afterStore(pc, size, 'i', 'u') : '';
     return (
       `u = (${lo(d)} >>> 0) + ${off}; i = (${hi(d)} - ${HB}) >>> 0; ` +
-      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { u += RB[i]; ${writeFlat(size, 'u', vl, vh)} ${rec} } ` +
+      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${rec} } ` +
       `else { vm.store(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${vl}, ${vh}); }`
     );
   }

@@ -83,6 +83,11 @@ export class Machine {
 
   // ---- memory slow paths ----
 
+  /** The bytes a flat-accessed region lives in. */
+  bytesOf(r: Region): Uint8Array {
+    return r.view ? new Uint8Array(r.view.buffer, r.view.byteOffset, r.view.byteLength) : this.mem.u8;
+  }
+
   private what(pc: number): () => string {
     return () => this.describeInsn(pc);
   }
@@ -97,7 +102,7 @@ export class Machine {
       return got;
     }
     const p = r.base + at;
-    return this.mem.u8.slice(p, p + size);
+    return this.bytesOf(r).slice(p, p + size);
   }
 
   /** Writes bytes at a pointer for a helper, checking bounds; observed like any other write. */
@@ -113,7 +118,7 @@ export class Machine {
       if (why) throw new Fault(`fault at insn ${pc} (${this.describeInsn(pc)}): ${why}`, 'write', pc);
     } else {
       const p = r.base + at;
-      this.mem.u8.set(bytes, p);
+      this.bytesOf(r).set(bytes, p);
       if (r.trackInit) this.mem.shadow.fill(1, p, p + bytes.length);
     }
     this.onWrite?.(r, at, bytes);
@@ -122,6 +127,13 @@ export class Machine {
   load(pc: number, lo: number, hi: number, off: number, size: number, signed: boolean): void {
     const { r, at } = this.mem.resolve(pc, lo, hi, off, size, false, this.what(pc));
     let bytes: Uint8Array;
+    if (r.handler?.loadValue) {
+      const v = r.handler.loadValue(at, size, pc);
+      if (typeof v === 'string') throw new Fault(`fault at insn ${pc} (${this.describeInsn(pc)}): ${v}`, 'read', pc);
+      this.T[0] = v.lo;
+      this.T[1] = v.hi;
+      return;
+    }
     if (r.handler) {
       const got = r.handler.read(at, size, pc);
       if (typeof got === 'string') throw new Fault(`fault at insn ${pc} (${this.describeInsn(pc)}): ${got}`, 'read', pc);
@@ -129,7 +141,7 @@ export class Machine {
     } else {
       const p = r.base + at;
       if (r.trackInit) this.checkInit(pc, r, at, size);
-      bytes = this.mem.u8.subarray(p, p + size);
+      bytes = this.bytesOf(r).subarray(p, p + size);
     }
     const dv = new DataView(bytes.buffer, bytes.byteOffset, size);
     const T = this.T;

@@ -15,7 +15,8 @@ import { MAX_BPF_STACK, MAX_CALL_FRAMES } from '../isa.js';
 export const REGION_HI_BASE = 0x1000;
 /** Region indexes 0..7 are the stack frames of call depth 0..7. */
 export const STACK_REGION = 0;
-export const MAX_REGIONS = 256;
+/** Region ids fit in 16 bits; ids above those defined at set-up are handed out per run (map values). */
+export const MAX_REGIONS = 65536;
 /** The frame pointer r10 points this far into its frame region (the stack grows down). */
 export const FRAME_SIZE = MAX_BPF_STACK;
 
@@ -23,8 +24,13 @@ export type RegionKind = 'stack' | 'ctx' | 'packet' | 'mem' | 'map_value' | 'map
 
 /** Out-of-line accessors for regions that need more than a flat bounds check. */
 export interface RegionHandler {
-  /** Reads `size` bytes at `off` into out (little-endian), or returns a reason the read is refused. */
+  /** Reads `size` bytes at `off` (little-endian), or returns a reason the read is refused. */
   read(off: number, size: number, pc: number): Uint8Array | string;
+  /**
+   * A load instruction's result when it is not the bytes read: the kernel rewrites context loads
+   * such as `r2 = *(u32 *)(r1 + 0)` of xdp_md->data into loads of a 64-bit pointer.
+   */
+  loadValue?(off: number, size: number, pc: number): { lo: number; hi: number } | string;
   /** Writes the bytes at `off`, or returns a reason the write is refused. */
   write(off: number, bytes: Uint8Array, pc: number): string | undefined;
   /** How the region and an offset in it are written (`map_value(flows)+4`). */
@@ -35,8 +41,10 @@ export interface Region {
   index: number;
   kind: RegionKind;
   name: string;
-  /** Physical offset of region offset 0 in the flat buffer (flat regions only). */
+  /** Byte offset of region offset 0 in `view` (flat regions: in the flat buffer). */
   base: number;
+  /** Where the bytes live; the flat buffer when absent. */
+  view?: DataView;
   /** Valid offsets are [lo, hi). Offsets are never negative: see `origin`. */
   lo: number;
   hi: number;
@@ -70,7 +78,8 @@ export class Memory {
   /** One byte per flat byte: 1 once written. Only consulted for regions with trackInit. */
   shadow: Uint8Array;
   shadowDv: DataView;
-  /** Fast-path tables, indexed by region: flat base, lower bound, read and write upper bounds. */
+  /** Fast-path tables, indexed by region: the bytes, base, lower bound, read and write upper bounds. */
+  readonly RV: DataView[] = [];
   readonly RB = new Int32Array(MAX_REGIONS);
   readonly RLO = new Int32Array(MAX_REGIONS);
   readonly RHR = new Int32Array(MAX_REGIONS).fill(-1);
@@ -134,25 +143,45 @@ export class Memory {
     this.u8 = new Uint8Array(buf);
     this.shadow = shadow;
     this.shadowDv = new DataView(shadow.buffer);
+    for (const r of this.regions) if (r && !r.view) this.RV[r.index] = this.dv;
   }
 
   /** Adds or replaces a region and refreshes its fast-path bounds. */
   define(r: Region): Region {
-    if (r.index >= MAX_REGIONS) throw new RangeError(`too many memory regions (${MAX_REGIONS})`);
+    if (r.index < 0 || r.index >= MAX_REGIONS) throw new RangeError(`too many memory regions (${MAX_REGIONS})`);
     this.regions[r.index] = r;
     this.refresh(r);
     return r;
   }
 
-  /** The next free region index. */
+  /** The next free region index, or -1 when every id is taken. */
   nextIndex(): number {
-    for (let i = MAX_CALL_FRAMES; i < MAX_REGIONS; i++) if (!this.regions[i]) return i;
-    throw new RangeError(`too many memory regions (${MAX_REGIONS})`);
+    for (let i = this.searchFrom; i < MAX_REGIONS; i++) {
+      if (!this.regions[i]) {
+        this.searchFrom = i + 1;
+        return i;
+      }
+    }
+    return -1;
+  }
+  private searchFrom = MAX_CALL_FRAMES;
+
+  /** Region ids defined so far: regions defined after a mark are removed by `releaseRegions`. */
+  get regionMark(): number {
+    return this.regions.length;
+  }
+
+  releaseRegions(mark: number): void {
+    for (let i = mark; i < this.regions.length; i++) if (this.regions[i]) this.remove(i);
+    this.regions.length = Math.min(this.regions.length, mark);
+    this.RV.length = Math.min(this.RV.length, mark);
+    this.searchFrom = Math.min(this.searchFrom, Math.max(mark, MAX_CALL_FRAMES));
   }
 
   /** Re-reads a region's bounds into the fast-path tables (call after changing lo/hi/base). */
   refresh(r: Region): void {
     const fast = !r.handler && !r.trackInit;
+    this.RV[r.index] = r.view ?? this.dv;
     this.RB[r.index] = r.base;
     this.RLO[r.index] = r.lo;
     this.RHR[r.index] = fast && r.readable ? r.hi : -1;
@@ -163,6 +192,7 @@ export class Memory {
     this.regions[index] = undefined;
     this.RHR[index] = -1;
     this.RHW[index] = -1;
+    this.searchFrom = Math.min(this.searchFrom, index);
   }
 
   regionOf(hi: number): Region | undefined {

@@ -28,6 +28,8 @@ export interface LoadOptions {
 export class LoadedProgram {
   readonly analysis: Analysis;
   readonly compiled: Compiled;
+  /** Registers set on entry (bit i = ri). */
+  readonly entryRegs: number;
 
   constructor(
     readonly program: Program,
@@ -36,6 +38,7 @@ export class LoadedProgram {
   ) {
     const code = program.code;
     const helpers = opts.helpers ?? new Map();
+    this.entryRegs = opts.entryRegs ?? 0b10;
     const describe = (pc: number) => formatInsn(code, pc);
     this.analysis = validate(code, {
       mapCount: program.maps.length,
@@ -82,6 +85,8 @@ export interface RunResult {
   warnings: Warning[];
   /** Slot of the last instruction: the exit, or the faulting instruction. */
   pc: number;
+  /** The program that was running at the end (differs from the entry after tail calls). */
+  program: string;
 }
 
 export interface RunOptions {
@@ -89,6 +94,8 @@ export interface RunOptions {
   strict?: boolean;
   /** Called between slices of a long run with the instructions executed so far. */
   onSlice?: (steps: number) => void;
+  /** Called when a tail call switches to another program. */
+  onTailCall?: (p: LoadedProgram) => void;
 }
 
 const SLICE_MAX = 1 << 24;
@@ -107,21 +114,37 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
   m.warnings = [];
   m.tailTarget = null;
   m.describeInsn = (pc) => p.describe(pc);
+  m.initRegs = p.entryRegs | (1 << 10);
   // r10: frame 0, offset 512. Stack bytes start out unwritten.
   m.R[20] = 512;
   m.R[21] = REGION_HI_BASE;
   m.mem.shadow.fill(0, 0, 512 * 8);
   let fault: Fault | undefined;
+  let cur = p;
   try {
     // Slices start small and grow: V8 optimizes the program's function between slices.
     let slice = 4096;
     let pc = 0;
     for (;;) {
-      const status = p.compiled.run(pc, 0, m.steps + slice);
-      if (status !== 2) break;
-      pc = m.pc;
-      if (slice < SLICE_MAX) slice *= 2;
-      opts.onSlice?.(m.steps);
+      const status = cur.compiled.run(pc, 0, m.steps + slice);
+      if (status === 2) {
+        pc = m.pc;
+        if (slice < SLICE_MAX) slice *= 2;
+        opts.onSlice?.(m.steps);
+        continue;
+      }
+      if (status === 1) {
+        // bpf_tail_call: the target starts at pc 0 in the same frame, with r1 (the context) kept.
+        cur = m.tailTarget as LoadedProgram;
+        m.tailTarget = null;
+        m.describeInsn = (q) => cur.describe(q);
+        m.initRegs = 0b10000000010;
+        m.mem.shadow.fill(0, 0, 512);
+        pc = 0;
+        opts.onTailCall?.(cur);
+        continue;
+      }
+      break;
     }
   } catch (e) {
     if (e instanceof Fault) fault = e;
@@ -133,6 +156,7 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
     fault,
     warnings: m.warnings,
     pc: m.pc,
+    program: cur.program.name,
   };
 }
 

@@ -1,0 +1,74 @@
+// Map helpers: bpf_map_lookup_elem, bpf_map_update_elem, bpf_map_delete_elem,
+// bpf_map_push_elem, bpf_map_pop_elem, bpf_map_peek_elem (kernel/bpf/helpers.c).
+
+import type { HelperFn } from '../../engine/machine.js';
+import { isValueMap } from '../../maps/map.js';
+import { FdArrayMap, HashOfMapsMap } from '../../maps/fd_maps.js';
+import type { HelperEnv } from './index.js';
+import { helperFault, mapArg, memArg, writeArg } from './common.js';
+
+export function mapHelpers(env: HelperEnv): Map<number, HelperFn> {
+  const h = new Map<number, HelperFn>();
+
+  // 1: void *bpf_map_lookup_elem(struct bpf_map *map, const void *key)
+  h.set(1, (m) => {
+    const map = mapArg(env, m, 1, 1);
+    const key = memArg(m, 1, 2, map.keySize, 'the key');
+    if (isValueMap(map)) {
+      const slot = map.lookupSlot(key, env.session.cpu);
+      if (slot < 0) return m.ret(0);
+      const p = env.mapSpace.valuePointer(env.mapSpace.mapIndexOf(map), slot, 0, m.pc);
+      m.R[0] = p.lo;
+      m.R[1] = p.hi;
+      return;
+    }
+    if (map instanceof FdArrayMap || map instanceof HashOfMapsMap) {
+      if (map.type === 'prog_array') throw helperFault(m, 1, `map '${map.name}' is a prog_array: programs use bpf_tail_call, not lookups (the verifier refuses this)`);
+      const inner = (map as FdArrayMap<unknown>).lookupTarget(key);
+      if (!inner) return m.ret(0);
+      const idx = env.mapSpace.maps.indexOf(inner as never);
+      if (idx < 0) return m.ret(0);
+      const p = env.mapSpace.handlePointer(idx);
+      m.R[0] = p.lo;
+      m.R[1] = p.hi;
+      return;
+    }
+    throw helperFault(m, 1, `map '${map.name}' (${map.def.type}) cannot be looked up from a program`);
+  });
+
+  // 2: long bpf_map_update_elem(struct bpf_map *map, const void *key, const void *value, u64 flags)
+  h.set(2, (m) => {
+    const map = mapArg(env, m, 2, 1);
+    const key = memArg(m, 2, 2, map.keySize, 'the key');
+    const value = memArg(m, 2, 3, map.valueSize, 'the value');
+    const flags = m.argHi(4) !== 0 ? 0xffffffff : m.argLo(4) >>> 0;
+    m.ret(map.update(key, value, flags, env.session.cpu));
+  });
+
+  // 3: long bpf_map_delete_elem(struct bpf_map *map, const void *key)
+  h.set(3, (m) => {
+    const map = mapArg(env, m, 3, 1);
+    const key = memArg(m, 3, 2, map.keySize, 'the key');
+    m.ret(map.delete(key));
+  });
+
+  // 87: long bpf_map_push_elem(struct bpf_map *map, const void *value, u64 flags)
+  h.set(87, (m) => {
+    const map = mapArg(env, m, 87, 1);
+    const value = memArg(m, 87, 2, map.valueSize, 'the value');
+    m.ret(map.push(value, m.argLo(3) >>> 0));
+  });
+
+  // 88: long bpf_map_pop_elem(struct bpf_map *map, void *value)
+  // 89: long bpf_map_peek_elem(struct bpf_map *map, void *value)
+  for (const [id, op] of [[88, 'pop'], [89, 'peek']] as const) {
+    h.set(id, (m) => {
+      const map = mapArg(env, m, id, 1);
+      const out = new Uint8Array(map.valueSize);
+      const r = op === 'pop' ? map.pop(out) : map.peek(out);
+      if (r === 0) writeArg(m, id, 2, out, 'the value');
+      m.ret(r);
+    });
+  }
+  return h;
+}

@@ -1,0 +1,266 @@
+// A session: an object's programs and maps loaded into one machine. Maps persist across runs
+// (one run per packet); time, random numbers and the CPU are inputs of each run, so a session
+// replays the same way every time.
+
+import { Fault, RewindError } from '../errors.js';
+import { BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE } from '../isa.js';
+import type { Program, ProgType, MapDef } from '../program.js';
+import { BPF_MAP_TYPE } from '../program.js';
+import { Machine, type Warning } from '../engine/machine.js';
+import { LoadedProgram, execute, type RunOptions, type HelperTable } from '../engine/vm.js';
+import type { Instrumentation } from '../engine/compile.js';
+import { REGION_HI_BASE } from '../engine/memory.js';
+import { createMap } from '../maps/create.js';
+import type { BpfMap } from '../maps/map.js';
+import { FdArrayMap, HashOfMapsMap } from '../maps/fd_maps.js';
+import { MapSpace } from './mapspace.js';
+import { PacketBuffer } from './packet.js';
+import { Context, SK_BUFF, SK_BUFF_SIZE, XDP_MD, XDP_MD_SIZE } from './contexts.js';
+import { kernelHelpers, type HelperEnv, type OutputEvent } from './helpers/index.js';
+import { Prng } from './prng.js';
+
+export interface SessionOptions {
+  /** Possible CPUs: per-CPU maps have this many slots (default 1). */
+  cpus?: number;
+  /** The CPU runs execute on (default 0). */
+  cpu?: number;
+  /** Seed of bpf_get_prandom_u32 (default 0). */
+  seed?: number;
+  maxSteps?: number;
+  strict?: boolean;
+  /** Code the recorder adds to each compiled program. */
+  instrument?: Instrumentation;
+  /** Routes for bpf_fib_lookup. */
+  fib?: import('./helpers/index.js').FibRoute[];
+}
+
+export interface RunInput {
+  /** The packet (XDP, TC, socket filter). */
+  packet?: Uint8Array;
+  /** Context fields to set (`mark`, `cb[0]`, `ingress_ifindex`...). */
+  ctx?: Record<string, bigint | number>;
+  /** The context as raw bytes (bpftool's ctx_in). */
+  ctxBytes?: Uint8Array;
+  /** The clock for bpf_ktime_get_ns and friends. */
+  timeNs?: bigint;
+}
+
+export interface RunOutcome {
+  /** r0 at exit, 64 bits. */
+  r0: bigint;
+  /** The 32-bit value the kernel's test run reports. */
+  retval: number;
+  /** The verdict by name (XDP_PASS, TC_ACT_SHOT, ...), or the number. */
+  verdict: string;
+  steps: number;
+  fault?: Fault;
+  warnings: Warning[];
+  /** The packet after the run (data to data_end). */
+  packet?: Uint8Array;
+  /** The context after the run. */
+  ctx?: Uint8Array;
+  output: OutputEvent[];
+  /** The program that exited (differs from the entry after tail calls). */
+  program: string;
+  /** Slot of the last instruction executed. */
+  pc: number;
+}
+
+const XDP_VERDICTS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'];
+const TC_VERDICTS: Record<number, string> = { [-1]: 'TC_ACT_UNSPEC', 0: 'TC_ACT_OK', 1: 'TC_ACT_RECLASSIFY', 2: 'TC_ACT_SHOT', 3: 'TC_ACT_PIPE', 4: 'TC_ACT_STOLEN', 5: 'TC_ACT_QUEUED', 6: 'TC_ACT_REPEAT', 7: 'TC_ACT_REDIRECT' };
+
+/** The name of a program's return value (XDP_PASS, TC_ACT_SHOT), or the number itself. */
+export function verdictName(type: ProgType, retval: number): string {
+  if (type === 'xdp') return XDP_VERDICTS[retval] ?? String(retval);
+  if (type === 'tc') return TC_VERDICTS[retval | 0] ?? String(retval | 0);
+  if (type === 'socket' || type === 'cgroup_skb') return retval === 0 ? 'drop' : `keep ${retval}`;
+  return String(retval);
+}
+
+/** A verdict name back to its number, for --runs-if and test expectations. */
+export function verdictValue(name: string): number | undefined {
+  const x = XDP_VERDICTS.indexOf(name);
+  if (x >= 0) return x;
+  for (const [k, v] of Object.entries(TC_VERDICTS)) if (v === name) return Number(k);
+  return undefined;
+}
+
+/** Kernel limits of the test run's packet buffers. */
+export const XDP_PACKET_HEADROOM = 256;
+const XDP_FRAME = 4096;
+/** SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64. */
+const XDP_TAILROOM = 320;
+const NET_SKB_PAD = 64;
+const SKB_MAX = 64 * 1024;
+
+export class Session {
+  readonly machine = new Machine();
+  readonly maps: BpfMap[];
+  readonly mapSpace: MapSpace;
+  readonly packet: PacketBuffer;
+  readonly cpus: number;
+  cpu: number;
+  readonly prng: Prng;
+  private readonly loaded = new Map<string, LoadedProgram>();
+  private readonly helpers: HelperTable;
+  private readonly env: HelperEnv;
+  private readonly contexts = new Map<ProgType, Context>();
+  private readonly regionMark: number;
+  /** Output of the current run (printk lines, ring buffer and perf samples). */
+  output: OutputEvent[] = [];
+  timeNs = 0n;
+  /** Number of runs so far. */
+  runs = 0;
+  /** Tail calls taken in the current run. */
+  tailCalls = 0;
+
+  constructor(
+    readonly programs: readonly Program[],
+    mapDefs: readonly MapDef[],
+    readonly opts: SessionOptions = {},
+  ) {
+    this.cpus = opts.cpus ?? 1;
+    this.cpu = opts.cpu ?? 0;
+    if (!Number.isInteger(this.cpus) || this.cpus < 1 || this.cpus > 1024) throw new RewindError(`--cpus must be between 1 and 1024`);
+    if (!Number.isInteger(this.cpu) || this.cpu < 0 || this.cpu >= this.cpus) throw new RewindError(`--cpu ${this.cpu} is not one of the ${this.cpus} CPUs (use --cpus)`);
+    this.prng = new Prng(opts.seed ?? 0);
+    this.maps = mapDefs.map((d) => createMap(d, { cpus: this.cpus }));
+    const mem = this.machine.mem;
+    this.mapSpace = new MapSpace(mem, this.maps);
+    this.packet = new PacketBuffer(mem, Math.max(XDP_FRAME, SKB_MAX + NET_SKB_PAD + XDP_TAILROOM), XDP_PACKET_HEADROOM, mem.nextIndex());
+    // Contexts of every type a program of this session can have.
+    const types = new Set(programs.map((p) => p.type));
+    for (const t of types) {
+      if (t === 'xdp') this.contexts.set(t, new Context(mem, mem.nextIndex(), 'xdp_md', XDP_MD, XDP_MD_SIZE, this.packet));
+      else if (t === 'tc' || t === 'socket' || t === 'cgroup_skb') {
+        const hidden = t === 'socket' ? new Set(['data', 'data_end', 'data_meta', 'tc_classid', 'tstamp', 'wire_len', 'flow_keys']) : new Set<string>();
+        this.contexts.set(t, new Context(mem, mem.nextIndex(), '__sk_buff', SK_BUFF, SK_BUFF_SIZE, this.packet, hidden));
+      }
+    }
+    // Program arrays and maps of maps filled from the object's `values` initialisers.
+    this.maps.forEach((map, i) => {
+      const def = mapDefs[i]!;
+      for (const s of def.initialSlots ?? []) {
+        if (map instanceof FdArrayMap || map instanceof HashOfMapsMap) {
+          const target = def.type === BPF_MAP_TYPE.prog_array ? programs.find((p) => p.name === s.name) : this.maps.find((m) => m.name === s.name);
+          if (!target) throw new RewindError(`map '${map.name}': slot ${s.index} names '${s.name}', which the object does not define`);
+          if (map instanceof FdArrayMap) (map as FdArrayMap<unknown>).setSlot(s.index, target);
+          else (map as HashOfMapsMap<unknown>).setSlot(new Uint8Array(new Uint32Array([s.index]).buffer), target);
+        }
+      }
+    });
+    this.env = {
+      session: this,
+      machine: this.machine,
+      mapSpace: this.mapSpace,
+      packet: this.packet,
+      context: (t) => this.contexts.get(t),
+      emit: (ev) => this.output.push({ ...ev, step: this.machine.steps }),
+      program: (name) => this.program(name),
+    };
+    this.helpers = kernelHelpers(this.env, opts.fib ?? []);
+    // Global data is pointed to by lddw immediates, so its value regions live for the session.
+    mapDefs.forEach((d, i) => {
+      if (d.globalData) this.mapSpace.valuePointer(i, 0, 0, -1, true);
+    });
+    this.regionMark = mem.regionMark;
+  }
+
+  /** The program by name (default: the first), compiled on first use. */
+  program(name?: string): LoadedProgram {
+    const prog = name === undefined ? this.programs[0] : this.programs.find((p) => p.name === name);
+    if (!prog) throw new RewindError(name === undefined ? 'the object has no programs' : `no program named '${name}' (programs: ${this.programs.map((p) => p.name).join(', ')})`);
+    let lp = this.loaded.get(prog.name);
+    if (!lp) {
+      lp = new LoadedProgram(prog, this.machine, {
+        helpers: this.helpers,
+        allowLdAbs: prog.type === 'socket' || prog.type === 'tc',
+        entryRegs: 0b10,
+        instrument: this.opts.instrument,
+        resolveLddw: (pc, src, imm, nextImm) => {
+          if (src === BPF_PSEUDO_MAP_IDX) return this.mapSpace.handlePointer(imm);
+          if (src === BPF_PSEUDO_MAP_IDX_VALUE) return this.mapSpace.valuePointer(imm, 0, nextImm, pc, true);
+          throw new RewindError(`lddw at pc ${pc}: unsupported source ${src}`);
+        },
+      });
+      this.loaded.set(prog.name, lp);
+    }
+    return lp;
+  }
+
+  /** Runs a program once on one input. Maps keep what the run did to them. */
+  run(programName: string | undefined, input: RunInput = {}, opts: RunOptions = {}): RunOutcome {
+    const lp = this.program(programName);
+    const type = lp.program.type;
+    const m = this.machine;
+    this.output = [];
+    this.tailCalls = 0;
+    this.timeNs = input.timeNs ?? this.timeNs;
+    const ctx = this.contexts.get(type);
+    if (input.packet) {
+      if (type === 'xdp') this.packet.load(input.packet, XDP_FRAME - XDP_PACKET_HEADROOM - XDP_TAILROOM);
+      else this.packet.load(input.packet, SKB_MAX);
+    } else {
+      this.packet.load(new Uint8Array(0));
+    }
+    if (ctx) {
+      ctx.bytes.fill(0);
+      if (input.ctxBytes) {
+        if (input.ctxBytes.length > ctx.bytes.length) throw new RewindError(`--ctx-file: ${input.ctxBytes.length} bytes, ${ctx.structName} is ${ctx.bytes.length}`);
+        ctx.bytes.set(input.ctxBytes);
+      }
+      this.initContext(type, ctx, input.packet);
+      for (const [k, v] of Object.entries(input.ctx ?? {})) ctx.set(k, BigInt(v));
+    } else if (input.ctxBytes) {
+      // Program types without a modelled context get their bytes as plain memory.
+      throw new RewindError(`programs of type ${type} take no context in Rewind; run them with --type xdp|tc|socket`);
+    }
+    m.R.fill(0);
+    const ptr = ctx?.pointer ?? { lo: 0, hi: 0 };
+    m.R[2] = ptr.lo;
+    m.R[3] = ptr.hi;
+    this.mapSpace.endRun();
+    m.mem.releaseRegions(this.regionMark);
+    const result = execute(lp, { maxSteps: this.opts.maxSteps, strict: this.opts.strict, ...opts });
+    this.runs++;
+    const retval = Number(result.r0 & 0xffffffffn);
+    return {
+      r0: result.r0,
+      retval,
+      verdict: result.fault ? 'fault' : verdictName(type, type === 'tc' ? retval | 0 : retval),
+      steps: result.steps,
+      fault: result.fault,
+      warnings: result.warnings,
+      packet: input.packet || type === 'xdp' || type === 'tc' ? this.packet.bytes() : undefined,
+      ctx: ctx?.bytes.slice(),
+      output: this.output,
+      program: result.program,
+      pc: result.pc,
+    };
+  }
+
+  /** What the kernel's test run puts in the context before the program sees it. */
+  private initContext(type: ProgType, ctx: Context, packet: Uint8Array | undefined): void {
+    if (type === 'xdp') {
+      // bpf_prog_test_run_xdp: ingress_ifindex and rx_queue_index come from ctx_in (default 0).
+      return;
+    }
+    const len = packet?.length ?? 0;
+    ctx.setField('len', len);
+    if (len >= 14) {
+      // eth_type_trans(): skb->protocol is the EtherType as stored (network order).
+      const proto = (packet![12]! << 8) | packet![13]!;
+      ctx.setField('protocol', ((proto & 0xff) << 8) | (proto >> 8));
+    }
+    // The test run attaches the skb to the loopback device (ifindex 1).
+    if (ctx.get('ifindex') === 0) ctx.setField('ifindex', 1);
+    if (ctx.get('wire_len') === 0) ctx.setField('wire_len', len);
+    if (ctx.get('gso_segs') === 0) ctx.setField('gso_segs', 1);
+  }
+
+  /** A pointer to the context of the current run's program type. */
+  contextPointer(type: ProgType): { lo: number; hi: number } {
+    const c = this.contexts.get(type);
+    return c ? c.pointer : { lo: 0, hi: REGION_HI_BASE };
+  }
+}
