@@ -4,6 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { reportError } from './commands/errors.js';
+import { inputOptions } from './commands/inputs.js';
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('rewind')
@@ -15,6 +16,20 @@ const cli = yargs(hideBin(process.argv))
     async () => {
       const { demo } = await import('./commands/demo.js');
       process.exitCode = await demo();
+    },
+  )
+  .command(
+    'run <program>',
+    'Run a program on packets, a context or memory, and print each run\'s verdict and output',
+    (y) =>
+      inputOptions(y)
+        .option('json', { type: 'boolean', default: false, describe: 'print {"runs":[...],"maps":{...}} as JSON' })
+        .option('dump-maps', { type: 'string', describe: 'print these maps after the runs (comma-separated names)' })
+        .example('$0 run examples/xdp-firewall/xdp-firewall.o --pcap examples/pcaps/mixed.pcap', '')
+        .example('$0 run prog.o --section xdp --packet-hex "ffffffffffff..." --json', ''),
+    async (argv) => {
+      const { run } = await import('./commands/run.js');
+      process.exitCode = await run(argv as never);
     },
   )
   .command(

@@ -20,3 +20,4 @@ export * from './runtime/contexts.js';
 export * from './runtime/session.js';
 export * from './runtime/prng.js';
 export * from './runtime/helpers/index.js';
+export * from './runtime/inputs.js';

@@ -1,3 +1,4 @@
+import { RewindError } from '../errors.js';
 // An assembler for the text syntax of uBPF's and bpf_conformance's `.data` test files
 // (`mov %r0, 1`, `ldxw %r0, [%r1+4]`, `jne %r1, 0, label`, `lock fetch add32 [%r10-4], %r1`, ...).
 // Encodings follow RFC 9669; where the two reference assemblers (uBPF's ubpf/assembler.py and
@@ -66,7 +67,7 @@ import {
 } from '../isa.js';
 
 /** A syntax error in assembly text, reported as `<file>:<line>: <what>`. */
-export class AsmError extends Error {
+export class AsmError extends RewindError {
   override readonly name = 'AsmError';
   constructor(
     readonly file: string,

@@ -1,3 +1,4 @@
+import { RewindError } from '../errors.js';
 // The `.data` test-file format of uBPF and bpf_conformance: sections introduced by `-- <name>`
 // lines (`asm`, `raw`, `mem`, `result`, `error`, `error pattern`, ...), `#` comments, and
 // `-- <name> @ <file>` to take a section from a file next to the `.data` file. Parsing follows
@@ -7,7 +8,7 @@ import { decode, type Bytecode } from '../isa.js';
 import { assemble } from './assemble.js';
 
 /** A malformed `.data` file, reported as `<file>:<line>: <what>`. */
-export class DataFileError extends Error {
+export class DataFileError extends RewindError {
   override readonly name = 'DataFileError';
   constructor(
     readonly file: string,

@@ -1,3 +1,4 @@
+import { RewindError } from '../errors.js';
 // Classic BPF (cBPF): struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; } and the opcode
 // bits of include/uapi/linux/filter.h and bpf_common.h. The classes, sizes, ALU and jump
 // operations share their values with eBPF (../isa.ts); the ones below are cBPF's own.
@@ -157,7 +158,7 @@ export function formatCbpf(insns: readonly CbpfInsn[]): string {
 }
 
 /** Bad classic BPF text or an invalid program; the message names the file and line or the instruction. */
-export class CbpfError extends Error {
+export class CbpfError extends RewindError {
   override name = 'CbpfError';
   constructor(
     message: string,

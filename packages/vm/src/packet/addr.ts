@@ -1,7 +1,8 @@
+import { RewindError } from '../errors.js';
 // Text forms of link and network addresses: MAC (aa:bb:cc:dd:ee:ff), IPv4 dotted quad and
 // IPv6 in the RFC 5952 canonical form, the way tcpdump and ip(8) print them.
 
-export class AddressError extends Error {
+export class AddressError extends RewindError {
   override name = 'AddressError';
 }
 

@@ -1,3 +1,4 @@
+import { RewindError } from '../errors.js';
 // Capture files: the classic pcap format and pcapng (draft-ietf-opsawg-pcap and
 // draft-ietf-opsawg-pcapng). Every packet comes out as an Ethernet frame, because that is
 // what XDP and TC programs see; link types without an Ethernet header get one made up.
@@ -49,7 +50,7 @@ export interface Capture {
 }
 
 /** A capture file that cannot be read: the message names the file, the byte offset and the problem. */
-export class CaptureError extends Error {
+export class CaptureError extends RewindError {
   override name = 'CaptureError';
   constructor(
     readonly file: string,
@@ -369,7 +370,7 @@ export function writePcap(packets: readonly PcapRecord[], opts: WritePcapOptions
   return out;
 }
 
-export class PacketHexError extends Error {
+export class PacketHexError extends RewindError {
   override name = 'PacketHexError';
 }
 

@@ -10,6 +10,7 @@ import { Machine, type Warning } from '../engine/machine.js';
 import { LoadedProgram, execute, type RunOptions, type HelperTable } from '../engine/vm.js';
 import type { Instrumentation } from '../engine/compile.js';
 import { REGION_HI_BASE } from '../engine/memory.js';
+import { defineMemRegion, RAW_ENTRY_REGS } from '../engine/raw.js';
 import { createMap } from '../maps/create.js';
 import type { BpfMap } from '../maps/map.js';
 import { FdArrayMap, HashOfMapsMap } from '../maps/fd_maps.js';
@@ -43,6 +44,8 @@ export interface RunInput {
   ctxBytes?: Uint8Array;
   /** The clock for bpf_ktime_get_ns and friends. */
   timeNs?: bigint;
+  /** Programs of type raw (.data files): the memory r1 points to (r2 holds its length). */
+  mem?: Uint8Array;
 }
 
 export interface RunOutcome {
@@ -106,6 +109,7 @@ export class Session {
   private readonly env: HelperEnv;
   private readonly contexts = new Map<ProgType, Context>();
   private readonly regionMark: number;
+  private readonly flatMark: number;
   /** Output of the current run (printk lines, ring buffer and perf samples). */
   output: OutputEvent[] = [];
   timeNs = 0n;
@@ -164,6 +168,7 @@ export class Session {
       if (d.globalData) this.mapSpace.valuePointer(i, 0, 0, -1, true);
     });
     this.regionMark = mem.regionMark;
+    this.flatMark = mem.flatMark;
   }
 
   /** The program by name (default: the first), compiled on first use. */
@@ -175,7 +180,7 @@ export class Session {
       lp = new LoadedProgram(prog, this.machine, {
         helpers: this.helpers,
         allowLdAbs: prog.type === 'socket' || prog.type === 'tc',
-        entryRegs: 0b10,
+        entryRegs: prog.type === 'raw' ? RAW_ENTRY_REGS : 0b10,
         instrument: this.opts.instrument,
         resolveLddw: (pc, src, imm, nextImm) => {
           if (src === BPF_PSEUDO_MAP_IDX) return this.mapSpace.handlePointer(imm);
@@ -216,11 +221,20 @@ export class Session {
       throw new RewindError(`programs of type ${type} take no context in Rewind; run them with --type xdp|tc|socket`);
     }
     m.R.fill(0);
-    const ptr = ctx?.pointer ?? { lo: 0, hi: 0 };
-    m.R[2] = ptr.lo;
-    m.R[3] = ptr.hi;
     this.mapSpace.endRun();
     m.mem.releaseRegions(this.regionMark);
+    m.mem.resetFlat(this.flatMark);
+    if (type === 'raw') {
+      const bytes = input.mem ?? new Uint8Array(0);
+      const region = defineMemRegion(m.mem, bytes);
+      m.R[2] = 0;
+      m.R[3] = REGION_HI_BASE + region.index;
+      m.R[4] = bytes.length;
+    } else {
+      const ptr = ctx?.pointer ?? { lo: 0, hi: 0 };
+      m.R[2] = ptr.lo;
+      m.R[3] = ptr.hi;
+    }
     const result = execute(lp, { maxSteps: this.opts.maxSteps, strict: this.opts.strict, ...opts });
     this.runs++;
     const retval = Number(result.r0 & 0xffffffffn);
