@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 const src = (p: string) => fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url));
 // Tests run against the TypeScript sources, not dist/.
 const alias = {
+  '@rewind/vm/core': fileURLToPath(new URL('./packages/vm/src/core.ts', import.meta.url)),
   '@rewind/vm': src('vm'),
   '@rewind/recorder': src('recorder'),
 };

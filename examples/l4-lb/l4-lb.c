@@ -181,8 +181,9 @@ int xdp_lb(struct xdp_md *ctx)
 	key.addr = iph->daddr;
 	key.proto = iph->protocol;
 
-	hash = jhash_3words(bpf_ntohl(iph->saddr), ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(key.port),
-			    iph->protocol, 0);
+	/* The 5-tuple: addresses, ports, and the protocol as the seed. */
+	hash = jhash_3words(bpf_ntohl(iph->saddr), bpf_ntohl(iph->daddr),
+			    ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(key.port), iph->protocol);
 
 	meta = bpf_map_lookup_elem(&vips, &key);
 	if (meta) {

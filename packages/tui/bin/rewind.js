@@ -1,4 +1,9 @@
 #!/usr/bin/env node
+// V8 inlines only small functions by default; a program's bpf-to-bpf callees are compiled to
+// JavaScript functions worth inlining into their callers.
+import { setFlagsFromString } from 'node:v8';
+setFlagsFromString('--max-inlined-bytecode-size=4000');
+setFlagsFromString('--max-inlined-bytecode-size-cumulative=8000');
 // The conformance plugin is started once per test by the bpf_conformance runner: it skips the
 // argument parser and loads only the VM.
 const [cmd, ...rest] = process.argv.slice(2);

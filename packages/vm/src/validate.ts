@@ -136,7 +136,12 @@ export function validate(code: Bytecode, opts: ValidateOptions = {}): Analysis {
             if (!okOff) fail(pc, `invalid movsx offset ${off}`);
           } else if (aop === BPF_DIV || aop === BPF_MOD) {
             if (off !== 0 && off !== 1) fail(pc, `invalid ${aop === BPF_DIV ? 'div' : 'mod'} offset ${off}`);
+            // check_alu_op: "div by zero" for a constant divisor of 0.
+            if (!isX && imm === 0) fail(pc, `${aop === BPF_DIV ? 'division' : 'modulo'} by the constant 0`);
           } else if (off !== 0) reserved();
+          // check_alu_op: "invalid shift" for a constant shift outside [0, width).
+          const width = klass === BPF_ALU64 ? 64 : 32;
+          if (!isX && (aop === BPF_LSH || aop === BPF_RSH || aop === BPF_ARSH) && (imm < 0 || imm >= width)) fail(pc, `invalid shift ${imm}: a ${width}-bit shift takes 0 to ${width - 1}`);
         }
         if (dst === 10) fail(pc, 'write to the frame pointer r10');
         break;
@@ -292,6 +297,7 @@ export function validate(code: Bytecode, opts: ValidateOptions = {}): Analysis {
       }
     }
   }
+  checkReachable(code, isSecondSlot, fail);
   checkCallChains(subprogs, fail);
   return { subprogs, subprogOf, isTarget, isSecondSlot };
 }
@@ -358,6 +364,42 @@ function stackDepthOf(code: Bytecode, start: number, end: number): number {
   }
   deepest = Math.min(Math.max(deepest, 0), MAX_BPF_STACK);
   return deepest === 0 ? 0 : Math.ceil(deepest / 32) * 32;
+}
+
+/**
+ * Every slot must be reachable from pc 0 along jumps (both ways of a conditional one), calls and
+ * callback references, as the kernel's check_cfg requires ("unreachable insn N").
+ */
+function checkReachable(code: Bytecode, isSecondSlot: Uint8Array, fail: (pc: number, what: string) => never): void {
+  const n = code.length;
+  const seen = new Uint8Array(n);
+  const work = [0];
+  seen[0] = 1;
+  const visit = (pc: number) => {
+    if (pc < n && !seen[pc]) {
+      seen[pc] = 1;
+      work.push(pc);
+    }
+  };
+  while (work.length) {
+    const pc = work.pop()!;
+    const op = code.op[pc]!;
+    const klass = op & 7;
+    const t = targetOf(code, pc);
+    if (t !== undefined) visit(t);
+    if (op === LDDW) {
+      seen[pc + 1] = 1;
+      visit(pc + 2);
+    } else if (klass === BPF_JMP || klass === BPF_JMP32) {
+      const jop = op & 0xf0;
+      if (jop !== BPF_EXIT && jop !== BPF_JA) visit(pc + 1);
+    } else {
+      visit(pc + 1);
+    }
+  }
+  for (let pc = 0; pc < n; pc++) {
+    if (!seen[pc] && !isSecondSlot[pc]) fail(pc, 'unreachable instruction: no path from the entry reaches it');
+  }
 }
 
 function checkCallChains(subprogs: Subprog[], fail: (pc: number, what: string) => never): void {

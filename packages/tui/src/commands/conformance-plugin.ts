@@ -4,7 +4,7 @@
 // memory and r2 holds its length; r0 is printed in hex. Load and run errors exit non-zero.
 
 import { readFileSync } from 'node:fs';
-import { decode, LoadedProgram, Machine, programFromBytecode, runOnMemory, RAW_ENTRY_REGS, RewindError, DEFAULT_MAX_STEPS } from '@rewind/vm';
+import { decode, LoadedProgram, Machine, programFromBytecode, runOnMemory, RAW_ENTRY_REGS, RewindError, DEFAULT_MAX_STEPS } from '@rewind/vm/core';
 
 export function parseHexBytes(text: string, what: string): Uint8Array {
   const clean = text.replace(/0x/gi, '').replace(/[\s,]+/g, '');

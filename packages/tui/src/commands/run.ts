@@ -64,7 +64,8 @@ export async function run(args: RunArgs): Promise<number> {
   const counts = new Map<string, number>();
   for (const o of outcomes) counts.set(o.verdict, (counts.get(o.verdict) ?? 0) + 1);
   const steps = outcomes.reduce((a, o) => a + o.steps, 0);
-  lines.push(`${outcomes.length} run${outcomes.length === 1 ? '' : 's'}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')}; ${steps} instructions`);
+  const verdicts = p.program.type === 'raw' ? '' : ` ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')};`;
+  lines.push(`${outcomes.length} run${outcomes.length === 1 ? '' : 's'}:${verdicts} ${steps} instructions${faults ? `, ${faults} faulted` : ''}`);
   if (p.source.expected !== undefined && outcomes.length === 1) {
     const ok = outcomes[0]!.r0 === p.source.expected;
     lines.push(`expected r0 = 0x${p.source.expected.toString(16)}: ${ok ? 'ok' : 'differs'}`);

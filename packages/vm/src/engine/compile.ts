@@ -139,6 +139,9 @@ export function compileProgram(code: Bytecode, an: Analysis, env: CompiledEnv, o
 
 /** Upper 32 bits of the unsigned 64-bit product of two 32-bit values. */
 export function mulhu(a: number, b: number): number {
+  // Exact in a double while the product stays below 2^53 (a small factor, the common case).
+  const x = (a >>> 0) * (b >>> 0);
+  if (x < 9007199254740992) return (x / 4294967296) | 0;
   const a0 = a & 0xffff;
   const a1 = a >>> 16;
   const b0 = b & 0xffff;
@@ -244,7 +247,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       emit(`let l0 = 0, h0 = 0, l6 = 0, h6 = 0, l7 = 0, h7 = 0, l8 = 0, h8 = 0, l9 = 0, h9 = 0;`);
       emit(`let pc = ${sp.start}, steps = STEPS, hard = vm.maxSteps, INIT = CINIT;`);
     }
-    emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0;`);
+    emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0, q = 0;`);
     emit(`try {`);
     if (entry) emit(`slice: {`);
     emit(`dispatch: for (;;) switch (pc) {`);
@@ -574,9 +577,11 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       }
       return chk + read(p);
     }
+    // A pointer into a stack frame (regions 0..7) checks that the bytes were written.
+    const stackCheck = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; if (${shadowMissing(size, 'q')}) vm.uninitStack(${pc}, u - ${FRAME_SIZE}, ${size}, i, steps - ${REM[pc]}); } ` : '';
     return (
       `u = (${lo(s)} >>> 0) + ${off}; i = (${hi(s)} - ${HB}) >>> 0; ` +
-      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${read('RB[i] + u', 'RV[i]')} } ` +
+      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${stackCheck}${read('RB[i] + u', 'RV[i]')} } ` +
       `else { vm.load(${pc}, ${lo(s)}, ${hi(s)}, ${off}, ${size}, ${signed}); ${L} = T[0]; ${Hd} = T[1]; }`
     );
   }
@@ -587,6 +592,15 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       case 2: return `${V}.setInt16(${p}, ${vl}, true);`;
       case 4: return `${V}.setInt32(${p}, ${vl}, true);`;
       default: return `${V}.setInt32(${p}, ${vl}, true); ${V}.setInt32(${p} + 4, ${vh}, true);`;
+    }
+  }
+
+  function shadowMissing(size: number, p: string): string {
+    switch (size) {
+      case 1: return `SH[${p}] === 0`;
+      case 2: return `SD.getInt16(${p}) !== 0x0101`;
+      case 4: return `SD.getInt32(${p}) !== 0x01010101`;
+      default: return `(SD.getInt32(${p}) & SD.getInt32(${p} + 4)) !== 0x01010101`;
     }
   }
 
@@ -609,9 +623,10 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       return `u = fp + ${off}; ${writeFlat(size, 'u', vl, vh)} ${shadow} ${rec}`;
     }
     const rec = ins ? ins.afterStore(pc, size, 'i', 'u') : '';
+    const stackMark = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; ${markShadow(size, 'q')} } ` : '';
     return (
       `u = (${lo(d)} >>> 0) + ${off}; i = (${hi(d)} - ${HB}) >>> 0; ` +
-      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${rec} } ` +
+      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${stackMark}${rec} } ` +
       `else { vm.store(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${vl}, ${vh}); }`
     );
   }

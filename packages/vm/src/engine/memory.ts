@@ -180,7 +180,8 @@ export class Memory {
 
   /** Re-reads a region's bounds into the fast-path tables (call after changing lo/hi/base). */
   refresh(r: Region): void {
-    const fast = !r.handler && !r.trackInit;
+    // Stack frames (trackInit) are fast too: compiled code checks their written-bytes shadow inline.
+    const fast = !r.handler;
     this.RV[r.index] = r.view ?? this.dv;
     this.RB[r.index] = r.base;
     this.RLO[r.index] = r.lo;
