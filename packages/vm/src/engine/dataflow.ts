@@ -156,7 +156,7 @@ export function provenStackLoads(code: Bytecode, an: Analysis): Uint8Array {
       }
       let changed = false;
       for (let i = 0; i < W; i++) {
-        const v = cur[i]! & set[i]!;
+        const v = (cur[i]! & set[i]!) >>> 0;
         if (v !== cur[i]) {
           cur[i] = v;
           changed = true;
