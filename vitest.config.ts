@@ -5,6 +5,7 @@ const src = (p: string) => fileURLToPath(new URL(`./packages/${p}/src/index.ts`,
 // Tests run against the TypeScript sources, not dist/.
 const alias = {
   '@rewind/vm/core': fileURLToPath(new URL('./packages/vm/src/core.ts', import.meta.url)),
+  '@rewind/vm/kernel': fileURLToPath(new URL('./packages/vm/src/kernel/index.ts', import.meta.url)),
   '@rewind/vm': src('vm'),
   '@rewind/recorder': src('recorder'),
 };

@@ -184,15 +184,16 @@ describe.skipIf(!haveShared)("uBPF's .data tests", () => {
 
   it.each(results.filter((n) => !KERNEL_DEVIATIONS[n]))('%s: r0 is the expected result', (name) => {
     const t = load(join(UBPF, name));
-    const out = runTest(t, name);
+    const machine = new Machine();
+    const out = runTest(t, name, machine);
     if (out.kind === 'load-error') throw out.error;
     const r = out.result;
     expect(r.fault?.message).toBeUndefined();
     expect(r.warnings).toEqual([]);
     expect(r.r0).toBe(t.result);
-    // `-- reload` / `-- unload` mean loading again into the same VM: the second load runs alike.
+    // `-- unload` means unloading and loading again into the same VM: the second load runs alike.
     if ('unload' in t.sections) {
-      const again = runTest(t, name);
+      const again = runTest(t, name, machine);
       expect(again.kind === 'run' && again.result.r0).toBe(t.result);
     }
   });
@@ -207,6 +208,9 @@ describe.skipIf(!haveShared)("uBPF's .data tests", () => {
     } else {
       expect(out.result.fault, `ran to r0 = ${out.result.r0} without a fault`).toBeDefined();
       expect(out.result.fault!.message).toMatch(/^fault at insn \d+ \(/);
+      // uBPF's "... in store" / "... in load" is Rewind's write or read fault.
+      const access = /(?:in|memory) (store|load) at PC/.exec(t.error ?? t.errorPattern ?? '')?.[1];
+      if (access) expect(out.result.fault!.kind).toBe(access === 'store' ? 'write' : 'read');
       pc = out.result.fault!.pc;
     }
     const expected = ubpfPc(t);

@@ -38,18 +38,18 @@ const onlyKtime: ValidateOptions = { checkHelper: (id) => (id === 5 ? undefined 
 
 const CASES: Case[] = [
   // ---- unknown opcodes ----
-  { name: 'ALU operation 0xe0', src: `mov %r0, 0\n${raw(0xe4)}\nexit`, error: /unknown opcode 0xe4/, pc: 1, kernel: /invalid BPF_ALU opcode e0/ },
-  { name: 'ALU64 operation 0xf0', src: `mov %r0, 0\n${raw(0xf7)}\nexit`, error: /unknown opcode 0xf7/, pc: 1, kernel: /invalid BPF_ALU opcode f0/ },
+  { name: 'ALU operation 0xe0', src: `mov %r0, 0\n${raw(0xe4)}\nexit`, error: /unknown opcode 0xe4/, pc: 1, kernel: /unknown opcode e4/ },
+  { name: 'ALU64 operation 0xf0', src: `mov %r0, 0\n${raw(0xf7)}\nexit`, error: /unknown opcode 0xf7/, pc: 1, kernel: /unknown opcode f7/ },
   { name: 'jump operation 0xf0', src: `mov %r0, 0\n${raw(0xf5)}\nexit`, error: /unknown opcode 0xf5/, pc: 1, kernel: /unknown opcode f5/ },
-  { name: 'exit in the 32-bit jump class', src: `mov %r0, 0\n${raw(0x96)}`, error: /unknown opcode 0x96/, pc: 1, kernel: /unknown opcode 96|last insn is not an exit or jmp/ },
-  { name: 'call in the 32-bit jump class', src: `mov %r0, 0\n${raw(0x86, 0, 0, 0, 5)}\nexit`, error: /unknown opcode 0x86/, pc: 1, kernel: /BPF_CALL uses reserved fields/ },
-  { name: 'bswap with the register source bit (0xdf)', src: `mov %r0, 0\n${raw(0xdf, 0, 0, 0, 16)}\nexit`, error: /unknown opcode 0xdf/, pc: 1, kernel: /BPF_END uses reserved fields/ },
+  { name: 'exit in the 32-bit jump class', src: `mov %r0, 0\n${raw(0x96)}`, error: /unknown opcode 0x96/, pc: 1, kernel: /last insn is not an exit or jmp/ },
+  { name: 'call in the 32-bit jump class', src: `mov %r0, 0\n${raw(0x86, 0, 0, 0, 5)}\nexit`, error: /unknown opcode 0x86/, pc: 1, kernel: /unknown opcode 86/ },
+  { name: 'bswap with the register source bit (0xdf)', src: `mov %r0, 0\n${raw(0xdf, 0, 0, 0, 16)}\nexit`, error: /unknown opcode 0xdf/, pc: 1, kernel: /unknown opcode df/ },
   { name: 'a 32-bit immediate load (0x00)', src: `mov %r0, 0\n${raw(0x00, 0, 0, 0, 1)}\nexit`, error: /unknown opcode 0x00/, pc: 1, kernel: /unknown opcode 00/ },
-  { name: 'sign-extending 64-bit load (0x99)', src: `mov %r0, 0\n${raw(0x99, 0, 10, -8)}\nexit`, error: /unknown opcode 0x99/, pc: 1, kernel: /BPF_LDX uses reserved fields/ },
+  { name: 'sign-extending 64-bit load (0x99)', src: `mov %r0, 0\n${raw(0x99, 0, 10, -8)}\nexit`, error: /unknown opcode 0x99/, pc: 1, kernel: /unknown opcode 99/ },
   { name: 'LDX with the ABS mode (0x21)', src: `mov %r0, 0\n${raw(0x21, 0, 10, -8)}\nexit`, error: /unknown opcode 0x21/, pc: 1, kernel: /BPF_LDX uses reserved fields/ },
-  { name: 'ST with the atomic mode (0xdA)', src: `mov %r0, 0\n${raw(0xda, 10, 0, -8, 1)}\nexit`, error: /unknown opcode 0xda/, pc: 1, kernel: /BPF_ST uses reserved fields/ },
+  { name: 'ST with the atomic mode (0xdA)', src: `mov %r0, 0\n${raw(0xda, 10, 0, -8, 1)}\nexit`, error: /unknown opcode 0xda/, pc: 1, kernel: /unknown opcode da/ },
   { name: 'byte-sized atomic add (0xd3)', src: `mov %r0, 0\nmov %r1, 1\n${raw(0xd3, 10, 1, -8, 0)}\nexit`, error: /unknown opcode 0xd3/, pc: 2, kernel: /invalid atomic operand size/ },
-  { name: 'STX with the MEMSX mode (0x9b)', src: `mov %r0, 0\nmov %r1, 1\n${raw(0x9b, 10, 1, -8)}\nexit`, error: /unknown opcode 0x9b/, pc: 2, kernel: /BPF_STX uses reserved fields/ },
+  { name: 'STX with the MEMSX mode (0x9b)', src: `mov %r0, 0\nmov %r1, 1\n${raw(0x9b, 10, 1, -8)}\nexit`, error: /unknown opcode 0x9b/, pc: 2, kernel: /unknown opcode 9b/ },
   { name: 'atomic operation 0x02', src: `mov %r0, 0\nmov %r1, 1\nstxdw [%r10-8], %r1\n${raw(0xdb, 10, 1, -8, 0x02)}\nexit`, error: /invalid atomic operation 0x2/, pc: 3, kernel: /BPF_ATOMIC uses invalid atomic opcode 02/ },
 
   // ---- register numbers ----
@@ -61,16 +61,17 @@ const CASES: Case[] = [
   { name: 'a jump past the end', src: 'mov %r0, 0\nja +5\nexit', error: /jump out of range \(to pc 7, the program has 3 slots\)/, pc: 1, kernel: /jump out of range from insn 1 to 7/ },
   { name: 'a jump before the start', src: 'mov %r0, 0\njeq %r0, 0, -3\nexit', error: /jump out of range \(to pc -1/, pc: 1, kernel: /jump out of range from insn 1 to -1/ },
   { name: 'a gotol past the end', src: 'mov %r0, 0\nja32 +100000\nexit', error: /jump out of range \(to pc 100002/, pc: 1, kernel: /jump out of range from insn 1 to 100002/ },
-  { name: 'a jump into the second half of lddw', src: 'mov %r0, 0\nja +2\nlddw %r1, 0x1122334455667788\nexit', error: /jump into the middle of lddw at pc 2/, pc: 1, kernel: /jump to the middle of ldimm64 insn 3|invalid BPF_LD_IMM insn/ },
+  { name: 'a jump into the second half of lddw', src: 'mov %r0, 0\njeq %r0, 1, +1\nlddw %r1, 0x1122334455667788\nexit', error: /jump into the middle of lddw at pc 2/, pc: 1, kernel: /jump into the middle of ldimm64 insn 2/ },
   {
     name: 'a jump out of its function',
     src: 'mov %r1, 1\ncall local next\nmov %r0, 0\nexit\nnext:\nadd %r1, 1\nja -6\nexit',
-    error: /jump out of its function \(to pc 1, the function is pcs 4 to 6\)/,
+    error: /jump out of its function \(to pc 0, the function is pcs 4 to 6\)/,
     pc: 5,
-    kernel: /jump out of range from insn 5 to 0|jump out of range/,
+    kernel: /jump out of range from insn 5 to 0/,
   },
-  { name: 'a call past the end', src: 'mov %r0, 0\ncall local +10\nexit', error: /call out of range \(to pc 12/, pc: 1, kernel: /call to invalid destination|jump out of range/ },
-  { name: 'a jump to itself', src: 'mov %r0, 0\nja -1\nexit', error: /infinite loop: the jump targets itself/, pc: 1, kernel: /infinite loop detected at insn 1|unreachable insn 2/ },
+  { name: 'a call past the end', src: 'mov %r0, 0\ncall local +10\nexit', error: /call out of range \(to pc 12/, pc: 1, kernel: null },
+  // r2 = ctx->ingress_ifindex, unknown to the verifier, so that it explores the loop.
+  { name: 'a jump to itself', src: 'ldxw %r2, [%r1+12]\nmov %r0, 0\njeq %r2, 0, +1\nja -1\nexit', error: /infinite loop: the jump targets itself/, pc: 3, kernel: /infinite loop detected at insn 3/ },
 
   // ---- writes to r10 ----
   { name: 'mov to r10', src: 'mov %r10, 1\nmov %r0, 0\nexit', error: /write to the frame pointer r10/, pc: 0, kernel: /frame pointer is read only/ },
@@ -81,7 +82,7 @@ const CASES: Case[] = [
   // ---- program structure ----
   { name: 'a program that falls off its end', src: 'mov %r0, 0', error: /the program falls off its end/, pc: 0, kernel: /last insn is not an exit or jmp/ },
   { name: 'a subprogram that falls off its end', src: 'mov %r0, 0\ncall local f\nexit\nf:\nmov %r0, 1', error: /the function at pc 3 falls off its end/, pc: 3, kernel: /last insn is not an exit or jmp/ },
-  { name: 'an lddw without its second slot', src: `mov %r0, 0\nja +0\n${raw(0x18, 1, 0, 0, 1)}`, error: /incomplete lddw: the second slot is missing/, pc: 2, kernel: /invalid bpf_ld_imm64 insn|last insn/ },
+  { name: 'an lddw without its second slot', src: `mov %r0, 0\nja +0\n${raw(0x18, 1, 0, 0, 1)}`, error: /incomplete lddw: the second slot is missing/, pc: 2, kernel: /last insn is not an exit or jmp/ },
   { name: 'an lddw whose second slot has an opcode', src: `mov %r0, 0\n${raw(0x18, 1, 0, 0, 1)}\n${raw(0x95)}\nexit`, error: /invalid lddw second half/, pc: 2, kernel: /invalid bpf_ld_imm64 insn/ },
   { name: 'an lddw whose second slot has a register', src: `mov %r0, 0\n${raw(0x18, 1, 0, 0, 1)}\n${raw(0x00, 1)}\nexit`, error: /invalid lddw second half/, pc: 2, kernel: /invalid bpf_ld_imm64 insn/ },
   { name: 'code no path reaches', src: 'mov %r0, 0\nexit\nmov %r0, 1\nexit', error: /unreachable instruction: no path from the entry reaches it/, pc: 2, kernel: /unreachable insn 2/ },
@@ -105,7 +106,7 @@ const CASES: Case[] = [
   { name: 'a load with an immediate', src: `mov %r0, 0\nstdw [%r10-8], 0\n${raw(0x79, 1, 10, -8, 1)}\nexit`, error: /reserved fields are not zero in opcode 0x79/, pc: 2, kernel: /BPF_LDX uses reserved fields/ },
   { name: 'an immediate store with a source register', src: `mov %r0, 0\n${raw(0x7a, 10, 1, -8, 1)}\nexit`, error: /reserved fields are not zero in opcode 0x7a/, pc: 1, kernel: /BPF_ST uses reserved fields/ },
   { name: 'a register store with an immediate', src: `mov %r0, 0\nmov %r1, 0\n${raw(0x7b, 10, 1, -8, 1)}\nexit`, error: /reserved fields are not zero in opcode 0x7b/, pc: 2, kernel: /BPF_STX uses reserved fields/ },
-  { name: 'lddw with an offset', src: `mov %r0, 0\n${raw(0x18, 1, 0, 1, 1)}\n${raw(0)}\nexit`, error: /reserved fields are not zero in opcode 0x18/, pc: 1, kernel: /invalid bpf_ld_imm64 insn|BPF_LD_IMM uses reserved fields/ },
+  { name: 'lddw with an offset', src: `mov %r0, 0\n${raw(0x18, 1, 0, 1, 1)}\n${raw(0)}\nexit`, error: /reserved fields are not zero in opcode 0x18/, pc: 1, kernel: /BPF_LD_IMM64 uses reserved fields/ },
 
   // ---- byte swaps ----
   { name: 'be48', src: `mov %r0, 0\n${raw(0xdc, 0, 0, 0, 48)}\nexit`, error: /invalid endian immediate 48/, pc: 1, kernel: /BPF_END uses reserved fields/ },
@@ -121,34 +122,34 @@ const CASES: Case[] = [
 
   // ---- calls ----
   { name: 'a helper id that does not exist', src: 'call 9999\nexit', error: /call to unknown helper 9999/, pc: 0, kernel: /invalid func unknown#9999/, opts: onlyKtime },
-  { name: 'callx', src: 'mov %r0, 0\nmov %r2, 0\ncallx %r2\nexit', error: /indirect call \(callx\) is not supported by the kernel/, pc: 2, kernel: /BPF_CALL uses reserved fields/ },
+  { name: 'callx', src: 'mov %r0, 0\nmov %r2, 0\ncallx %r2\nexit', error: /indirect call \(callx\) is not supported by the kernel/, pc: 2, kernel: /unknown opcode 8d/ },
   { name: 'a kfunc call', src: 'mov %r0, 0\ncall runtime 5\nexit', error: /kfunc calls are not supported/, pc: 1, kernel: null },
   {
     name: 'a function that calls itself',
-    src: 'mov %r0, 0\ncall local f\nexit\nf:\njeq %r0, 0, +1\ncall local f\nmov %r0, 1\nexit',
+    src: 'mov %r1, 0\ncall local f\nexit\nf:\njeq %r1, 0, +1\ncall local f\nmov %r0, 1\nexit',
     error: /recursive call to the function at pc 3/,
     pc: 3,
-    kernel: /recursive call|back-edge|the call stack of \d+ frames is too deep/,
+    kernel: /the call stack of 8 frames is too deep/,
   },
   {
     name: 'two functions that call each other',
-    src: 'mov %r0, 0\ncall local f\nexit\nf:\ncall local g\nexit\ng:\njeq %r0, 0, +1\ncall local f\nexit',
+    src: 'mov %r1, 0\ncall local f\nexit\nf:\ncall local g\nexit\ng:\nmov %r0, 0\njeq %r1, 0, +1\ncall local f\nexit',
     error: /recursive call to the function at pc 3/,
     pc: 3,
-    kernel: /recursive call|back-edge|the call stack of \d+ frames is too deep/,
+    kernel: /the call stack of 8 frames is too deep/,
   },
   {
-    name: 'a combined stack of 544 bytes',
+    name: 'a combined stack of 528 bytes',
     src: 'mov %r0, 0\nstdw [%r10-512], 0\ncall local f\nexit\nf:\nstdw [%r10-8], 0\nmov %r0, 0\nexit',
-    error: /combined stack size of 2 calls is 544 bytes, the kernel allows 512/,
+    error: /combined stack size of 2 calls is 528 bytes, the kernel allows 512/,
     pc: 4,
-    kernel: /combined stack size of 2 calls is 544\. Too large/,
+    kernel: /combined stack size of 2 calls is 528\. Too large/,
   },
   {
     name: 'nine frames',
     src: ['mov %r0, 0', 'call local f1', 'exit', ...[1, 2, 3, 4, 5, 6, 7].flatMap((i) => [`f${i}:`, `call local f${i + 1}`, 'exit']), 'f8:', 'mov %r0, 1', 'exit'].join('\n'),
     error: /the call stack of 9 frames is too deep \(the kernel allows 8\)/,
-    pc: 24,
+    pc: 17,
     kernel: /the call stack of 9 frames is too deep/,
   },
 
@@ -199,7 +200,7 @@ describe('validate rejects', () => {
     const p = programFromBytecode(code('mov %r0, 1\ndiv %r0, 0\nexit'));
     expect(() => new LoadedProgram(p, new Machine())).toThrow(new LoadError('invalid program: division by the constant 0 at pc 1 (r0 /= 0x0)', 1));
     const q = programFromBytecode(code('mov %r0, 0\ncall 1\nexit'));
-    expect(() => new LoadedProgram(q, new Machine())).toThrow(/call to bpf_map_lookup_elem, which Rewind does not provide at pc 1 \(call 0x1\)/);
+    expect(() => new LoadedProgram(q, new Machine())).toThrow(/call to bpf_map_lookup_elem \(1\), which Rewind does not provide at pc 1 \(call 0x1\)/);
   });
 });
 
@@ -211,7 +212,7 @@ describe('validate accepts', () => {
     expect(an.isTarget[4]).toBe(1);
   });
 
-  it('bpf-to-bpf calls: subprograms, callees and stack depths rounded up to 32', () => {
+  it('bpf-to-bpf calls: subprograms, callees and stack depths rounded up to 16', () => {
     const an = validate(
       code(`
         stdw [%r10-8], 0
@@ -230,8 +231,8 @@ describe('validate accepts', () => {
         exit`),
     );
     expect(an.subprogs).toEqual([
-      { start: 0, end: 4, stackDepth: 32, callees: [4, 7] },
-      { start: 4, end: 7, stackDepth: 64, callees: [7] },
+      { start: 0, end: 4, stackDepth: 16, callees: [4, 7] },
+      { start: 4, end: 7, stackDepth: 48, callees: [7] },
       { start: 7, end: 12, stackDepth: 96, callees: [] },
     ]);
     expect(Array.from(an.subprogOf)).toEqual([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2]);
@@ -240,8 +241,20 @@ describe('validate accepts', () => {
   it('eight frames, and a combined stack of exactly 512 bytes', () => {
     const chain = ['mov %r0, 0', 'call local f1', 'exit', ...[1, 2, 3, 4, 5, 6].flatMap((i) => [`f${i}:`, `call local f${i + 1}`, 'exit']), 'f7:', 'mov %r0, 1', 'exit'].join('\n');
     expect(validate(code(chain)).subprogs).toHaveLength(8);
-    const stack = 'mov %r0, 0\nstdw [%r10-480], 0\ncall local f\nexit\nf:\nstdw [%r10-8], 0\nexit';
-    expect(validate(code(stack)).subprogs.map((s) => s.stackDepth)).toEqual([480, 32]);
+    const stack = 'mov %r0, 0\nstdw [%r10-496], 0\ncall local f\nexit\nf:\nstdw [%r10-8], 0\nexit';
+    expect(validate(code(stack)).subprogs.map((s) => s.stackDepth)).toEqual([496, 16]);
+  });
+
+  it('a callback reference (lddw of BPF_PSEUDO_FUNC) to another function', () => {
+    const code = assemble('lddw %r2, 0\nmov %r1, 1\nmov %r3, 0\nmov %r4, 0\ncall 181\nexit\ncb:\nmov %r0, 0\nexit');
+    code.src[0] = 4; // BPF_PSEUDO_FUNC: imm is the callback's pc relative to the next slot
+    code.imm[0] = 7 - 1;
+    const an = validate(code, { checkHelper: () => undefined });
+    expect(an.subprogs.map((s) => [s.start, s.end])).toEqual([
+      [0, 7],
+      [7, 9],
+    ]);
+    expect(an.isTarget[7]).toBe(1);
   });
 
   it('shifts by 63 and 31, and division by a register that may be 0', () => {
@@ -288,6 +301,6 @@ describe.skipIf(!kernel.ok)('the kernel rejects the same programs', () => {
   it('and accepts eight frames and a combined stack of 512 bytes', () => {
     const chain = ['mov %r0, 0', 'call local f1', 'exit', ...[1, 2, 3, 4, 5, 6].flatMap((i) => [`f${i}:`, `call local f${i + 1}`, 'exit']), 'f7:', 'mov %r0, 1', 'exit'].join('\n');
     expect(inKernel(chain)).toEqual({ retval: 1 });
-    expect(inKernel('mov %r0, 0\nstdw [%r10-480], 0\ncall local f\nexit\nf:\nstdw [%r10-8], 0\nmov %r0, 7\nexit')).toEqual({ retval: 7 });
+    expect(inKernel('mov %r0, 0\nstdw [%r10-496], 0\ncall local f\nexit\nf:\nstdw [%r10-8], 0\nmov %r0, 7\nexit')).toEqual({ retval: 7 });
   });
 });

@@ -72,7 +72,7 @@ export interface Subprog {
   start: number;
   /** One past the last slot. */
   end: number;
-  /** Bytes of stack the function uses, rounded up to 32 as the kernel counts it. */
+  /** Bytes of stack the function uses, rounded up to 16 as the kernel counts it for a JIT-compiled program (round_up_stack_depth). */
   stackDepth: number;
   /** Starts of the subprograms it calls with bpf-to-bpf calls. */
   callees: number[];
@@ -279,7 +279,9 @@ export function validate(code: Bytecode, opts: ValidateOptions = {}): Analysis {
       if (isSecondSlot[pc]) continue;
       const t = targetOf(code, pc);
       const op = code.op[pc]!;
-      if (t !== undefined && !((op & 7) === BPF_JMP && (op & 0xf0) === BPF_CALL) && (t < sp.start || t >= sp.end)) {
+      // Calls and callback references (lddw of BPF_PSEUDO_FUNC) lead to other functions by design.
+      const leavesFunction = op === LDDW || ((op & 7) === BPF_JMP && (op & 0xf0) === BPF_CALL);
+      if (t !== undefined && !leavesFunction && (t < sp.start || t >= sp.end)) {
         fail(pc, `jump out of its function (to pc ${t}, the function is pcs ${sp.start} to ${sp.end - 1})`);
       }
     }
@@ -318,8 +320,9 @@ export function targetOf(code: Bytecode, pc: number): number | undefined {
 /**
  * Stack bytes a function uses: the deepest r10-relative access, following r10 through register
  * copies and constant adds inside straight-line code (what clang emits for &local), rounded up to
- * 32 as the kernel's check_max_stack_depth counts. A pointer whose offset is not known makes the
- * function count as using the whole 512 bytes.
+ * 16 as the kernel's check_max_stack_depth counts for a JIT-compiled program (the interpreter's
+ * rounding to 32 is stricter). A pointer whose offset is not known makes the function count as
+ * using the whole 512 bytes.
  */
 function stackDepthOf(code: Bytecode, start: number, end: number): number {
   let deepest = 0;
@@ -363,7 +366,7 @@ function stackDepthOf(code: Bytecode, start: number, end: number): number {
     }
   }
   deepest = Math.min(Math.max(deepest, 0), MAX_BPF_STACK);
-  return deepest === 0 ? 0 : Math.ceil(deepest / 32) * 32;
+  return Math.ceil(deepest / 16) * 16;
 }
 
 /**
@@ -407,7 +410,7 @@ function checkCallChains(subprogs: Subprog[], fail: (pc: number, what: string) =
   const onPath = new Set<number>();
   const walk = (sp: Subprog, depth: number, frames: number): void => {
     if (frames > MAX_CALL_FRAMES) fail(sp.start, `the call stack of ${frames} frames is too deep (the kernel allows ${MAX_CALL_FRAMES})`);
-    const total = depth + Math.max(sp.stackDepth, 32);
+    const total = depth + sp.stackDepth;
     if (total > MAX_BPF_STACK) fail(sp.start, `combined stack size of ${frames} calls is ${total} bytes, the kernel allows ${MAX_BPF_STACK}`);
     onPath.add(sp.start);
     for (const c of sp.callees) {

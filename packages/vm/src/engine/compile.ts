@@ -174,6 +174,8 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     const op = code.op[pc]!;
     const klass = op & 7;
     if (klass === BPF_LDX && code.src[pc] === 10 && !proven[pc]) allProven = false;
+    // An atomic on r10 reads through vm.atomic, which checks the written-bytes shadow.
+    if (klass === BPF_STX && (op & 0xe0) === BPF_ATOMIC && code.dst[pc] === 10) allProven = false;
     const readsR10AsValue =
       ((klass === BPF_ALU || klass === BPF_ALU64 || klass === BPF_JMP || klass === BPF_JMP32) && (op & BPF_X) !== 0 && (code.src[pc] === 10 || code.dst[pc] === 10)) ||
       ((klass === BPF_JMP || klass === BPF_JMP32) && code.dst[pc] === 10 && (op & 0xf0) !== BPF_CALL && (op & 0xf0) !== BPF_EXIT && (op & 0xf0) !== BPF_JA) ||

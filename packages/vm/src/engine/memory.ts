@@ -203,7 +203,7 @@ export class Memory {
 
   /** Describes a 64-bit value as a pointer (`pkt+14`), or undefined for a scalar. */
   describePointer(lo: number, hi: number): string | undefined {
-    const r = this.regionOf(hi);
+    const r = this.regionOf((lo | 0) < 0 ? hi + 1 : hi);
     return r ? formatRegionOffset(r, lo | 0) : undefined;
   }
 
@@ -212,11 +212,15 @@ export class Memory {
    * or throws a Fault naming the access and the region's bounds.
    */
   resolve(pc: number, lo: number, hi: number, off: number, size: number, write: boolean, what: () => string): { r: Region; at: number } {
-    const r = this.regionOf(hi);
-    const at = (lo >>> 0) + off;
+    // A pointer moved below its region's offset 0 borrowed from the high half: (hi - 1, lo >= 2^31)
+    // is region hi at a negative offset. Regions are far smaller than 2 GiB, so lo's sign decides.
+    const below = (lo | 0) < 0;
+    const r = this.regionOf(below ? hi + 1 : hi);
+    const at = (below ? lo | 0 : lo >>> 0) + off;
     const verb = write ? 'write' : 'read';
     if (!r) {
-      const addr = formatAddress(hi, (lo + off) | 0);
+      const a = BigInt.asUintN(64, ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)) + BigInt(off));
+      const addr = formatAddress(Number(a >> 32n), Number(a & 0xffffffffn));
       throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${size} bytes at ${addr}, which is not a pointer into any memory region`, write ? 'write' : 'read', pc);
     }
     if (write ? !r.writable : !r.readable) {

@@ -126,7 +126,8 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
     let slice = 4096;
     let pc = 0;
     for (;;) {
-      const status = cur.compiled.run(pc, 0, m.steps + slice);
+      // The entry function checks the budget only where a slice ends: never past maxSteps.
+      const status = cur.compiled.run(pc, 0, Math.min(m.steps + slice, m.maxSteps));
       if (status === 2) {
         pc = m.pc;
         if (slice < SLICE_MAX) slice *= 2;
