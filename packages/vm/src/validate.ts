@@ -228,6 +228,7 @@ export function validate(code: Bytecode, opts: ValidateOptions = {}): Analysis {
         break;
       }
       case BPF_LDX: {
+        if (src === 10) checkStackAlign(pc, off, op);
         const mode = op & 0xe0;
         if (mode !== BPF_MEM && !(mode === BPF_MEMSX && (op & 0x18) !== BPF_DW)) fail(pc, `unknown opcode 0x${hex2(op)}`);
         if (imm !== 0) reserved();
@@ -235,11 +236,13 @@ export function validate(code: Bytecode, opts: ValidateOptions = {}): Analysis {
         break;
       }
       case BPF_ST: {
+        if (dst === 10) checkStackAlign(pc, off, op);
         if ((op & 0xe0) !== BPF_MEM) fail(pc, `unknown opcode 0x${hex2(op)}`);
         if (src !== 0) reserved();
         break;
       }
       case BPF_STX: {
+        if (dst === 10) checkStackAlign(pc, off, op);
         const mode = op & 0xe0;
         if (mode === BPF_ATOMIC) {
           const size = op & 0x18;
@@ -251,6 +254,13 @@ export function validate(code: Bytecode, opts: ValidateOptions = {}): Analysis {
         break;
       }
     }
+  }
+
+  // The verifier requires stack accesses to be aligned to their size (check_ptr_alignment is
+  // strict for PTR_TO_STACK).
+  function checkStackAlign(pc: number, off: number, op: number): void {
+    const size = op & 0x18 ? ({ 0x08: 2, 0x10: 1, 0x18: 8 } as Record<number, number>)[op & 0x18]! : 4;
+    if (off % size !== 0) fail(pc, `misaligned stack access (r10 ${off < 0 ? '-' : '+'} ${Math.abs(off)}, size ${size})`);
   }
 
   function checkJump(pc: number, target: number, what = 'jump'): void {

@@ -250,6 +250,8 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       emit(`let pc = ${sp.start}, steps = STEPS, hard = vm.maxSteps, INIT = CINIT;`);
     }
     emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0, q = 0;`);
+    // A called function's frame starts out unwritten, whatever an earlier call at this depth left.
+    if (!entry && trackShadow) emit(`SH.fill(0, fp - ${FRAME_SIZE}, fp);`);
     emit(`try {`);
     if (entry) emit(`slice: {`);
     emit(`dispatch: for (;;) switch (pc) {`);

@@ -57,12 +57,12 @@ describe('out-of-bounds access of caller memory', () => {
 
   it('a read before the start, through a pointer moved back', () => {
     const f = faultOf(run('mov %r2, %r1\nadd %r2, -3\nldxb %r0, [%r2+1]\nexit', mem60));
-    expect(f.message).toBe('fault at insn 2 (r0 = *(u8 *)(r2 + 0x1)): read of 1 bytes at mem-2, mem is 60 bytes');
+    expect(f.message).toBe('fault at insn 2 (r0 = *(u8 *)(r2 + 0x1)): read of 1 byte at mem-2, mem is 60 bytes');
   });
 
   it('an access of empty memory', () => {
     const f = faultOf(run('ldxb %r0, [%r1]\nexit'));
-    expect(f.message).toBe('fault at insn 0 (r0 = *(u8 *)(r1 + 0x0)): read of 1 bytes at mem+0, mem is 0 bytes');
+    expect(f.message).toBe('fault at insn 0 (r0 = *(u8 *)(r1 + 0x0)): read of 1 byte at mem+0, mem is 0 bytes');
   });
 
   it('an atomic past the end', () => {
@@ -83,12 +83,11 @@ describe('out-of-bounds access of the stack', () => {
   it('a write at r10, above the frame', () => {
     const f = faultOf(run('stb [%r10+0], 0\nmov %r0, 0\nexit'));
     expect(f.kind).toBe('write');
-    expect(f.message).toBe('fault at insn 0 (*(u8 *)(r10 + 0x0) = 0x0): write of 1 bytes at stack+0, stack frame is stack-512 to stack+0');
+    expect(f.message).toBe('fault at insn 0 (*(u8 *)(r10 + 0x0) = 0x0): write of 1 byte at stack+0, stack frame is stack-512 to stack+0');
   });
 
-  it('a write that straddles r10', () => {
-    const f = faultOf(run('mov %r0, 0\nstxdw [%r10-4], %r0\nexit'));
-    expect(f.message).toBe('fault at insn 1 (*(u64 *)(r10 - 0x4) = r0): write of 8 bytes at stack-4, stack frame is stack-512 to stack+0');
+  it('a write that straddles r10 is misaligned, which the verifier refuses at load', () => {
+    expect(() => run('mov %r0, 0\nstxdw [%r10-4], %r0\nexit')).toThrow('invalid program: misaligned stack access (r10 - 4, size 8) at pc 1 (*(u64 *)(r10 - 0x4) = r0)');
   });
 
   it('the same checks through a copy of r10', () => {
@@ -115,14 +114,14 @@ describe('access through a value that is not a pointer', () => {
 
   it('a store through 0 and through -1', () => {
     expect(faultOf(run('mov %r0, 0\nmov %r6, 0\nstb [%r6-1], 0\nexit')).message).toBe(
-      'fault at insn 2 (*(u8 *)(r6 - 0x1) = 0x0): write of 1 bytes at 0xffffffffffffffff, which is not a pointer into any memory region',
+      'fault at insn 2 (*(u8 *)(r6 - 0x1) = 0x0): write of 1 byte at 0xffffffffffffffff, which is not a pointer into any memory region',
     );
     expect(faultOf(run('mov %r0, 0\nmov %r6, -16\nstb [%r6+16], 0\nexit')).kind).toBe('write');
   });
 
   it('a pointer truncated by a 32-bit operation is a number', () => {
     const f = faultOf(run('mov32 %r1, %r1\nldxb %r0, [%r1+0]\nexit', new Uint8Array(8)));
-    expect(f.message).toMatch(/^fault at insn 1 \(r0 = \*\(u8 \*\)\(r1 \+ 0x0\)\): read of 1 bytes at 0x00000000[0-9a-f]{8}, which is not a pointer into any memory region$/);
+    expect(f.message).toMatch(/^fault at insn 1 \(r0 = \*\(u8 \*\)\(r1 \+ 0x0\)\): read of 1 byte at 0x00000000[0-9a-f]{8}, which is not a pointer into any memory region$/);
   });
 });
 
@@ -302,15 +301,15 @@ describe('reads of values never written', () => {
   });
 
   it('stack bytes: never written, partly written, through a pointer, and by an atomic', () => {
-    expect(run('ldxdw %r0, [%r10-8]\nexit').warnings.map((w) => w.message)).toEqual(['warning at insn 0 (r0 = *(u64 *)(r10 - 0x8)): read of 8 bytes at stack-8, which was never written']);
+    expect(run('ldxdw %r0, [%r10-8]\nexit').warnings.map((w) => w.message)).toEqual(['warning at insn 0 (r0 = *(u64 *)(r10 - 0x8)): read of 8 bytes at stack-8, which were never written']);
     expect(run('stb [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit').warnings.map((w) => w.message)).toEqual([
       'warning at insn 1 (r0 = *(u64 *)(r10 - 0x8)): read of 8 bytes at stack-8, 7 of which were never written',
     ]);
     expect(run('mov %r2, %r10\nadd %r2, -16\nldxw %r0, [%r2+4]\nexit').warnings.map((w) => w.message)).toEqual([
-      'warning at insn 2 (r0 = *(u32 *)(r2 + 0x4)): read of 4 bytes at stack-12, which was never written',
+      'warning at insn 2 (r0 = *(u32 *)(r2 + 0x4)): read of 4 bytes at stack-12, which were never written',
     ]);
     expect(run('mov %r1, 1\nlock add [%r10-8], %r1\nmov %r0, 0\nexit').warnings.map((w) => w.message)).toEqual([
-      'warning at insn 1 (lock *(u64 *)(r10 - 0x8) += r1): read of 8 bytes at stack-8, which was never written',
+      'warning at insn 1 (lock *(u64 *)(r10 - 0x8) += r1): read of 8 bytes at stack-8, which were never written',
     ]);
     const strict = run('mov %r0, 3\nstw [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit', undefined, { strict: true });
     expect(faultOf(strict).kind).toBe('uninit');

@@ -5,7 +5,7 @@
 
 import { Fault, RewindError } from '../errors.js';
 import { MAX_CALL_FRAMES } from '../isa.js';
-import { boundsText, formatRegionOffset, FRAME_SIZE, Memory, REGION_HI_BASE, STACK_REGION, type Region } from './memory.js';
+import { boundsText, bytesText, formatRegionOffset, FRAME_SIZE, Memory, REGION_HI_BASE, STACK_REGION, type Region } from './memory.js';
 
 /** A helper reads its arguments from m.R (r1 = R[2], R[3] ...) and leaves r0 in R[0], R[1]. */
 export type HelperFn = (m: Machine) => void;
@@ -225,7 +225,7 @@ export class Machine {
     const p = r.base + at;
     let missing = 0;
     for (let k = 0; k < size; k++) if (!this.mem.shadow[p + k]) missing++;
-    if (missing) this.uninitRead(pc, step, `read of ${size} bytes at ${formatRegionOffset(r, at)}${missing < size ? `, ${missing} of which were` : ', which was'} never written`);
+    if (missing) this.uninitRead(pc, step, `read of ${bytesText(size)} at ${formatRegionOffset(r, at)}${missing < size ? `, ${missing} of which ${missing === 1 ? 'was' : 'were'}` : size === 1 ? ', which was' : ', which were'} never written`);
   }
 
   uninitStack(pc: number, off: number, size: number, depth: number, step: number): void {
@@ -290,7 +290,7 @@ export class Machine {
   stackFault(pc: number, off: number, size: number, write: boolean, depth: number): Fault {
     const r = this.mem.regions[STACK_REGION + depth]!;
     return new Fault(
-      `fault at insn ${pc} (${this.describeInsn(pc)}): ${write ? 'write' : 'read'} of ${size} bytes at ${formatRegionOffset(r, FRAME_SIZE + off)}, ${boundsText(r)}`,
+      `fault at insn ${pc} (${this.describeInsn(pc)}): ${write ? 'write' : 'read'} of ${bytesText(size)} at ${formatRegionOffset(r, FRAME_SIZE + off)}, ${boundsText(r)}`,
       write ? 'write' : 'read',
       pc,
     );

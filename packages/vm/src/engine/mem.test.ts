@@ -67,7 +67,7 @@ describe('loads', () => {
   it('a pointer moved below its region and back still points into it', () => {
     expect(run('mov %r2, %r1\nadd %r2, -3\nldxb %r0, [%r2+4]\nexit', Uint8Array.of(1, 2)).r0).toBe(2n);
     expect(run('mov %r2, %r1\nsub %r2, 100000\nadd %r2, 100001\nldxb %r0, [%r2+0]\nexit', Uint8Array.of(1, 2)).r0).toBe(2n);
-    expect(run('stdw [%r10-500], 77\nmov %r2, %r10\nadd %r2, -600\nldxdw %r0, [%r2+100]\nexit').r0).toBe(77n);
+    expect(run('stdw [%r10-504], 77\nmov %r2, %r10\nadd %r2, -600\nldxdw %r0, [%r2+96]\nexit').r0).toBe(77n);
   });
 
   it('such a pointer is described by its own region, at a negative offset', () => {

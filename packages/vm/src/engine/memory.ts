@@ -221,16 +221,21 @@ export class Memory {
     if (!r) {
       const a = BigInt.asUintN(64, ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)) + BigInt(off));
       const addr = formatAddress(Number(a >> 32n), Number(a & 0xffffffffn));
-      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${size} bytes at ${addr}, which is not a pointer into any memory region`, write ? 'write' : 'read', pc);
+      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${bytesText(size)} at ${addr}, which is not a pointer into any memory region`, write ? 'write' : 'read', pc);
     }
     if (write ? !r.writable : !r.readable) {
-      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${size} bytes at ${formatRegionOffset(r, at)}, ${describeRegion(r)} is ${write ? 'read-only' : 'not readable'}`, write ? 'write' : 'read', pc);
+      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${bytesText(size)} at ${formatRegionOffset(r, at)}, ${describeRegion(r)} is ${write ? 'read-only' : 'not readable'}`, write ? 'write' : 'read', pc);
     }
     if (!r.handler && (at < r.lo || at + size > r.hi)) {
-      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${size} bytes at ${formatRegionOffset(r, at)}, ${boundsText(r)}`, write ? 'write' : 'read', pc);
+      throw new Fault(`fault at insn ${pc} (${what()}): ${verb} of ${bytesText(size)} at ${formatRegionOffset(r, at)}, ${boundsText(r)}`, write ? 'write' : 'read', pc);
     }
     return { r, at };
   }
+}
+
+/** "1 byte", "4 bytes". */
+export function bytesText(n: number): string {
+  return n === 1 ? '1 byte' : `${n} bytes`;
 }
 
 export function formatAddress(hi: number, lo: number): string {
