@@ -67,7 +67,7 @@ import {
   type Bytecode,
 } from '../isa.js';
 import type { Analysis } from '../validate.js';
-import { maybeUninitRegs, provenStackLoads } from './dataflow.js';
+import { ctxPointerRegs, maybeUninitRegs, provenStackLoads } from './dataflow.js';
 import { FRAME_SIZE, REGION_HI_BASE, MAX_REGIONS, STACK_REGION } from './memory.js';
 
 /** Code the recorder adds to the compiled program. Each returns JavaScript source or ''. */
@@ -98,6 +98,13 @@ export interface CompileOptions {
   instrument?: Instrumentation;
   /** Name given to the generated function, for profiles and stack traces. */
   name?: string;
+  /**
+   * The context's 4-byte slots that a 4-byte load may read straight from the machine's context
+   * table (vm.ctxLo / vm.ctxHi, kept by the context's owner): nonzero for readable u32 fields and
+   * for pointer fields (whose table entry is the 64-bit pointer the kernel's rewrite loads).
+   * Loads from a register known to hold the context read the table instead of taking the slow path.
+   */
+  ctxSlots?: Uint8Array;
 }
 
 /**
@@ -163,6 +170,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   const uninit = maybeUninitRegs(code, an, opts.entryRegs, opts.callbackStarts);
   const dynInit = uninit.some((m) => m !== 0);
   const proven = provenStackLoads(code, an);
+  const ctxRegs = opts.ctxSlots ? ctxPointerRegs(code, an) : [];
 
   // Does a pointer to the stack ever exist outside r10-relative addressing? If not, and every
   // r10-relative load is proven initialised, the written-bytes shadow is never consulted and
@@ -226,7 +234,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   // progress and V8 tiers the function up between slices instead of replacing it mid-loop.
   emit(`"use strict";`);
   emit(`const R = vm.R, T = vm.T, H = vm.helperTable, mem = vm.mem;`);
-  emit(`const RV = mem.RV, RB = mem.RB, RLO = mem.RLO, RHR = mem.RHR, RHW = mem.RHW;`);
+  emit(`const RV = mem.RV, RB = mem.RB, RLO = mem.RLO, RHR = mem.RHR, RHW = mem.RHW, CTXL = vm.ctxLo, CTXH = vm.ctxHi;`);
   emit(`let STEPS = 0, RETHI = 0, CINIT = 0, M = mem.dv, SH = mem.shadow, SD = mem.shadowDv;`);
   if (ins) emit(ins.prologue());
   const saveRegs = () => {
@@ -570,6 +578,11 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
         default: return `${Hd} = ${V}.getInt32(${p} + 4, true); ${L} = ${V}.getInt32(${p}, true);`;
       }
     };
+    const ctxBase = ctxRegs[pc]?.[s];
+    if (ctxBase !== undefined && !Number.isNaN(ctxBase) && size === 4 && !signed) {
+      const o = ctxBase + off;
+      if (o >= 0 && o % 4 === 0 && opts.ctxSlots![o >> 2]) return `${L} = CTXL[${o >> 2}]; ${Hd} = CTXH[${o >> 2}];`;
+    }
     if (s === 10) {
       const at = FRAME_SIZE + off;
       if (at < 0 || at + size > FRAME_SIZE) return `throw vm.stackFault(${pc}, ${off}, ${size}, false, depth);`;

@@ -201,3 +201,67 @@ export function provenStackLoads(code: Bytecode, an: Analysis): Uint8Array {
   }
   return proven;
 }
+
+/**
+ * For each slot of the entry function, the offset into the context that each register is known
+ * to point to (NaN when it is not known to hold the context pointer). r1 holds the context when
+ * the program starts; copies (`rX = rY`) and constant adds keep it, calls clobber r1-r5, and
+ * any other write forgets it. The verifier tracks PTR_TO_CTX the same way.
+ */
+export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | undefined)[] {
+  const sp = an.subprogs[0]!;
+  const IN: (Float64Array | undefined)[] = new Array(sp.end - sp.start);
+  const work: number[] = [];
+  const flow = (pc: number, st: Float64Array) => {
+    if (pc < sp.start || pc >= sp.end) return;
+    const cur = IN[pc];
+    if (!cur) {
+      IN[pc] = st.slice();
+      work.push(pc);
+      return;
+    }
+    let changed = false;
+    for (let r = 0; r < 11; r++) {
+      if (!Number.isNaN(cur[r]!) && cur[r] !== st[r]) {
+        cur[r] = NaN;
+        changed = true;
+      }
+    }
+    if (changed) work.push(pc);
+  };
+  const start = new Float64Array(11).fill(NaN);
+  start[1] = 0;
+  flow(0, start);
+  while (work.length) {
+    const pc = work.pop()!;
+    const st = IN[pc]!.slice();
+    const op = code.op[pc]!;
+    const klass = op & 7;
+    const dst = code.dst[pc]!;
+    if (op === LDDW) {
+      st[dst] = NaN;
+      flow(pc + 2, st);
+      continue;
+    }
+    if (klass === BPF_JMP || klass === BPF_JMP32) {
+      const jop = op & 0xf0;
+      if (jop === BPF_EXIT) continue;
+      if (jop === BPF_CALL) {
+        for (let r = 0; r <= 5; r++) st[r] = NaN;
+        flow(pc + 1, st);
+        continue;
+      }
+      flow(targetOf(code, pc)!, st);
+      if (jop !== BPF_JA) flow(pc + 1, st);
+      continue;
+    }
+    if (klass === BPF_ALU64 && (op & 0xf0) === BPF_MOV && (op & BPF_X) && code.off[pc] === 0) st[dst] = st[code.src[pc]!]!;
+    else if (klass === BPF_ALU64 && (op & 0xf0) === 0x00 && !(op & BPF_X)) st[dst] = st[dst]! + code.imm[pc]!;
+    else {
+      const { writes } = regUse(code, pc);
+      for (let r = 0; r <= 10; r++) if (writes & (1 << r)) st[r] = NaN;
+    }
+    flow(pc + 1, st);
+  }
+  return IN;
+}

@@ -36,6 +36,9 @@ export class Machine {
   maxSteps = Number.MAX_SAFE_INTEGER;
   depth = 0;
   pc = 0;
+  /** The context as 4-byte loads see it (see CompileOptions.ctxSlots): low and high halves per slot. */
+  readonly ctxLo = new Int32Array(64);
+  readonly ctxHi = new Int32Array(64);
   /** Registers written so far (bit i = ri), kept by programs that need run-time init checks. */
   initRegs = 0;
   /** Set by bpf_tail_call when it succeeds; the run loop switches programs. */

@@ -22,6 +22,8 @@ export interface LoadOptions {
   entryRegs?: number;
   allowLdAbs?: boolean;
   instrument?: Instrumentation;
+  /** See CompileOptions.ctxSlots. */
+  ctxSlots?: Uint8Array;
 }
 
 /** A program validated and compiled for one machine. */
@@ -67,6 +69,7 @@ export class LoadedProgram {
       entryRegs: opts.entryRegs ?? 0b10,
       callbackStarts,
       instrument: opts.instrument,
+      ctxSlots: opts.ctxSlots,
     });
     for (const [id, fn] of helpers) machine.helperTable[id] = fn;
   }
