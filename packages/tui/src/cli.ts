@@ -33,6 +33,18 @@ const cli = yargs(hideBin(process.argv))
     },
   )
   .command(
+    'kernel-diff <program>',
+    'Run a program in Rewind and in the Linux kernel (bpftool, test runs) on the same inputs and report every difference',
+    (y) =>
+      inputOptions(y)
+        .option('json', { type: 'boolean', default: false, describe: 'print the comparison as JSON' })
+        .epilogue('Exit status: 0 they agree, 1 they differ, 2 bad arguments, 4 the bpf() syscall, bpftool or root is missing.'),
+    async (argv) => {
+      const { kernelDiff } = await import('./commands/kernel-diff.js');
+      process.exitCode = await kernelDiff(argv as never);
+    },
+  )
+  .command(
     'conformance-plugin [memory..]',
     'Run one program as a bpf_conformance plugin: r1 = memory, r2 = its length; prints r0 in hex',
     (y) =>

@@ -1,22 +1,38 @@
-// Program contexts: what r1 points to when a program starts. Loads of pointer fields behave as
-// the kernel's convert_ctx_access rewrites make them behave: `r2 = *(u32 *)(r1 + 0)` of
-// xdp_md->data loads a 64-bit pointer to the packet. Field values a run can set from the
-// command line (--ctx field=value) are kept in a plain record.
+// Program contexts: what r1 points to when a program starts. Loads and stores behave as the
+// kernel's verifier lets them and as its convert_ctx_access rewrites make them behave
+// (net/core/filter.c): `r2 = *(u32 *)(r1 + 0)` of xdp_md->data loads a 64-bit pointer to the
+// packet, a 1-byte load of __sk_buff->mark reads one byte of the value, a 2-byte load anywhere
+// in __sk_buff->protocol reads the whole __be16 because the kernel field behind it is 16 bits
+// wide, and a store to tc_classid keeps 16 bits. Accesses the verifier refuses (xdp_is_valid_access,
+// bpf_skb_is_valid_access and the tc, socket filter and cgroup variants) are faults here.
+//
+// The context's bytes hold the values of its plain fields; `prepare` fills them as the kernel's
+// test run (net/bpf/test_run.c) does from the packet and the caller's ctx_in.
 
 import { RewindError } from '../errors.js';
 import { REGION_HI_BASE, type Memory, type Region, type RegionHandler } from '../engine/memory.js';
+import type { ProgType } from '../program.js';
 import type { PacketBuffer } from './packet.js';
 
 export interface CtxField {
   name: string;
   offset: number;
+  /** Bytes of each element in the uapi struct. */
   size: number;
-  /** Loads give a pointer into the packet at this buffer offset. */
-  pointer?: (p: PacketBuffer) => number;
-  /** The program may write it. */
-  writable?: boolean;
   /** Number of elements for array fields (cb[5], remote_ip6[4]). */
   count?: number;
+  /** Loads give a pointer into the packet at this buffer offset. */
+  pointer?: (p: PacketBuffer) => number;
+  /** The value is computed from the packet (skb->len), not kept in the context's bytes. */
+  derived?: (p: PacketBuffer) => number;
+  /**
+   * Bytes of the kernel field the rewrite loads (skb->protocol: 2, skb->pkt_type: 1). A narrow
+   * load at least this wide gives the whole value; narrower ones give its bytes. Stores keep
+   * this many bytes. Default: `size`.
+   */
+  target?: number;
+  /** Loads and stores of any size read and write the bytes themselves (qdisc_skb_cb data). */
+  raw?: boolean;
 }
 
 /** struct xdp_md, include/uapi/linux/bpf.h. */
@@ -30,23 +46,23 @@ export const XDP_MD: CtxField[] = [
 ];
 export const XDP_MD_SIZE = 24;
 
-/** struct __sk_buff, include/uapi/linux/bpf.h. */
+/** struct __sk_buff, include/uapi/linux/bpf.h, with the widths of the struct sk_buff fields behind it. */
 export const SK_BUFF: CtxField[] = [
-  { name: 'len', offset: 0, size: 4 },
-  { name: 'pkt_type', offset: 4, size: 4 },
-  { name: 'mark', offset: 8, size: 4, writable: true },
-  { name: 'queue_mapping', offset: 12, size: 4, writable: true },
-  { name: 'protocol', offset: 16, size: 4 },
+  { name: 'len', offset: 0, size: 4, derived: (p) => p.end - p.data },
+  { name: 'pkt_type', offset: 4, size: 4, target: 1 },
+  { name: 'mark', offset: 8, size: 4 },
+  { name: 'queue_mapping', offset: 12, size: 4, target: 2 },
+  { name: 'protocol', offset: 16, size: 4, target: 2 },
   { name: 'vlan_present', offset: 20, size: 4 },
-  { name: 'vlan_tci', offset: 24, size: 4 },
-  { name: 'vlan_proto', offset: 28, size: 4 },
-  { name: 'priority', offset: 32, size: 4, writable: true },
+  { name: 'vlan_tci', offset: 24, size: 4, target: 2 },
+  { name: 'vlan_proto', offset: 28, size: 4, target: 2 },
+  { name: 'priority', offset: 32, size: 4 },
   { name: 'ingress_ifindex', offset: 36, size: 4 },
   { name: 'ifindex', offset: 40, size: 4 },
-  { name: 'tc_index', offset: 44, size: 4, writable: true },
-  { name: 'cb', offset: 48, size: 4, count: 5, writable: true },
+  { name: 'tc_index', offset: 44, size: 4, target: 2 },
+  { name: 'cb', offset: 48, size: 4, count: 5, raw: true },
   { name: 'hash', offset: 68, size: 4 },
-  { name: 'tc_classid', offset: 72, size: 4, writable: true },
+  { name: 'tc_classid', offset: 72, size: 4, target: 2 },
   { name: 'data', offset: 76, size: 4, pointer: (p) => p.data },
   { name: 'data_end', offset: 80, size: 4, pointer: (p) => p.end },
   { name: 'napi_id', offset: 84, size: 4 },
@@ -59,15 +75,64 @@ export const SK_BUFF: CtxField[] = [
   { name: 'local_port', offset: 136, size: 4 },
   { name: 'data_meta', offset: 140, size: 4, pointer: (p) => p.meta },
   { name: 'flow_keys', offset: 144, size: 8 },
-  { name: 'tstamp', offset: 152, size: 8, writable: true },
+  { name: 'tstamp', offset: 152, size: 8 },
   { name: 'wire_len', offset: 160, size: 4 },
-  { name: 'gso_segs', offset: 164, size: 4 },
+  { name: 'gso_segs', offset: 164, size: 4, target: 2 },
   { name: 'sk', offset: 168, size: 8 },
-  { name: 'gso_size', offset: 176, size: 4 },
+  { name: 'gso_size', offset: 176, size: 4, target: 2 },
   { name: 'tstamp_type', offset: 180, size: 1 },
   { name: 'hwtstamp', offset: 184, size: 8 },
 ];
 export const SK_BUFF_SIZE = 192;
+
+/** The verifier's answer for one access: undefined when allowed, else why it refuses. */
+export type CtxAccessRule = (f: CtxField, off: number, size: number, write: boolean) => string | undefined;
+
+// xdp_is_valid_access(): 4-byte aligned loads only; egress_ifindex only for devmap programs.
+const xdpAccess: CtxAccessRule = (f, _off, size, write) => {
+  if (f.name === 'egress_ifindex') return 'xdp_md.egress_ifindex is only readable by programs attached to a devmap';
+  if (write) return 'xdp_md is read-only';
+  if (size !== 4) return `xdp_md.${f.name} is read with a 4-byte load`;
+  return undefined;
+};
+
+const SK_FIELDS = new Set(['family', 'remote_ip4', 'local_ip4', 'remote_ip6', 'local_ip6', 'remote_port', 'local_port']);
+const ADDR_FIELDS = new Set(['remote_ip4', 'local_ip4', 'remote_ip6', 'local_ip6']);
+const PACKET_POINTERS = new Set(['data', 'data_end', 'data_meta']);
+
+/** Per program type: fields it may not touch, and fields it may write (tc_cls_act_is_valid_access and friends). */
+const SKB_RULES: Record<'tc' | 'socket' | 'cgroup_skb', { hidden: Set<string>; writable: Set<string> }> = {
+  tc: {
+    hidden: SK_FIELDS,
+    writable: new Set(['mark', 'tc_index', 'priority', 'tc_classid', 'cb', 'tstamp', 'queue_mapping']),
+  },
+  socket: {
+    hidden: new Set(['tc_classid', 'data', 'data_meta', 'data_end', ...SK_FIELDS, 'tstamp', 'wire_len', 'hwtstamp']),
+    writable: new Set(['cb']),
+  },
+  cgroup_skb: {
+    hidden: new Set(['tc_classid', 'data_meta', 'wire_len']),
+    writable: new Set(['mark', 'priority', 'cb', 'tstamp']),
+  },
+};
+
+/** bpf_skb_is_valid_access() behind the program type's own rules. */
+function skbAccess(type: 'tc' | 'socket' | 'cgroup_skb'): CtxAccessRule {
+  const rules = SKB_RULES[type];
+  return (f, off, size, write) => {
+    if (rules.hidden.has(f.name)) return `__sk_buff.${f.name} is not accessible to ${type} programs`;
+    if (write && !rules.writable.has(f.name)) return `__sk_buff.${f.name} is read-only in ${type} programs`;
+    if (f.name === 'tstamp_type') return type === 'tc' && size === 1 ? undefined : `__sk_buff.tstamp_type is only read by tc programs, with a 1-byte load`;
+    if (f.raw) return off + size > f.offset + f.size * (f.count ?? 1) ? `the access runs past the end of __sk_buff.${f.name}` : undefined;
+    if (PACKET_POINTERS.has(f.name) || ADDR_FIELDS.has(f.name)) return size === 4 ? undefined : `__sk_buff.${f.name} is read with a 4-byte load`;
+    if (f.name === 'flow_keys') return '__sk_buff.flow_keys is only for flow dissector programs';
+    if (f.name === 'hwtstamp' || f.name === 'sk') return write ? `__sk_buff.${f.name} is read-only` : size === 8 ? undefined : `__sk_buff.${f.name} is read with an 8-byte load`;
+    if (f.name === 'tstamp') return size === 8 ? undefined : '__sk_buff.tstamp is accessed with 8-byte loads and stores';
+    if (write) return size === 4 ? undefined : `__sk_buff.${f.name} is written with a 4-byte store`;
+    // bpf_ctx_narrow_access_ok(): 1, 2 or 4 bytes.
+    return size <= 4 ? undefined : `__sk_buff.${f.name} is a 4-byte field`;
+  };
+}
 
 /** A context: its bytes (the values of its plain fields) and how loads and stores behave. */
 export class Context {
@@ -81,9 +146,9 @@ export class Context {
     readonly structName: string,
     readonly fields: CtxField[],
     size: number,
-    readonly packet: PacketBuffer | undefined,
-    /** Fields a program may not read in this program type (socket filters and data). */
-    readonly hidden: ReadonlySet<string> = new Set(),
+    readonly packet: PacketBuffer,
+    /** The verifier's rules for this program type. */
+    readonly rule: CtxAccessRule,
   ) {
     this.bytes = new Uint8Array(size);
     this.dv = new DataView(this.bytes.buffer);
@@ -108,34 +173,42 @@ export class Context {
     return this.fields.find((f) => off >= f.offset && off < f.offset + f.size * (f.count ?? 1));
   }
 
+  /** The field an access lands in, or the verifier's reason to refuse it. */
   private access(off: number, n: number, write: boolean): CtxField | string {
-    const f = this.fieldAt(off);
     const what = `${write ? 'write' : 'read'} of ${n} bytes at ctx+${off}`;
-    if (!f || this.hidden.has(f.name)) return `${what}: no field of ${this.structName} there${f ? ` this program type may access` : ''}`;
-    const elemOff = (off - f.offset) % f.size;
-    if (elemOff + n > f.size) return `${what} crosses the end of ${this.structName}.${f.name}`;
-    if (f.pointer && (n !== 4 || elemOff !== 0)) return `${what}: ${this.structName}.${f.name} is a pointer and is loaded with a 4-byte load of the whole field`;
-    if (write && (!f.writable || f.pointer)) return `${what}: ${this.structName}.${f.name} is read-only`;
+    const f = this.fieldAt(off);
+    if (!f) return `${what}: no field of ${this.structName} there (the verifier refuses this)`;
+    if (off % n !== 0) return `${what} is misaligned (the verifier refuses this)`;
+    const why = this.rule(f, off, n, write);
+    if (why) return `${what}: ${why} (the verifier refuses this)`;
+    if (!f.raw && (off - f.offset) % f.size + n > f.size) return `${what} crosses the end of ${this.structName}.${f.name} (the verifier refuses this)`;
     return f;
   }
 
   private read(off: number, n: number): Uint8Array | string {
     const f = this.access(off, n, false);
     if (typeof f === 'string') return f;
+    if (f.pointer || f.derived) return `${this.structName}.${f.name} is not memory a helper can read`;
     return this.bytes.slice(off, off + n);
   }
 
   private loadValue(off: number, n: number): { lo: number; hi: number } | string {
     const f = this.access(off, n, false);
     if (typeof f === 'string') return f;
-    if (f.pointer) {
-      if (!this.packet) return `${this.structName}.${f.name}: this run has no packet`;
-      return this.packet.pointer(f.pointer(this.packet));
-    }
-    const b = this.bytes;
+    if (f.pointer) return this.packet.pointer(f.pointer(this.packet));
+    if (f.raw) return this.rawValue(off, n);
+    if (f.size === 8) return { lo: this.dv.getInt32(off, true), hi: this.dv.getInt32(off + 4, true) };
+    const at = off - ((off - f.offset) % f.size);
+    const value = f.derived ? f.derived(this.packet) >>> 0 : f.size === 1 ? this.bytes[at]! : this.dv.getUint32(at, true);
+    // The rewrite loads the kernel field whole; only loads narrower than it are shifted and masked.
+    if (n >= (f.target ?? f.size)) return { lo: value | 0, hi: 0 };
+    return { lo: (value >>> (8 * (off - at))) & ((1 << (8 * n)) - 1), hi: 0 };
+  }
+
+  private rawValue(off: number, n: number): { lo: number; hi: number } {
     switch (n) {
       case 1:
-        return { lo: b[off]!, hi: 0 };
+        return { lo: this.bytes[off]!, hi: 0 };
       case 2:
         return { lo: this.dv.getUint16(off, true), hi: 0 };
       case 4:
@@ -148,16 +221,26 @@ export class Context {
   private write(off: number, b: Uint8Array): string | undefined {
     const f = this.access(off, b.length, true);
     if (typeof f === 'string') return f;
-    this.bytes.set(b, off);
+    if (f.raw || f.size === 8) {
+      this.bytes.set(b, off);
+      return undefined;
+    }
+    const value = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+    if (f.target === 2) {
+      // skb->queue_mapping keeps its value when the program stores NO_QUEUE_MAPPING or more.
+      if (f.name === 'queue_mapping' && value >= 0xffff) return undefined;
+      this.dv.setUint32(off, value & 0xffff, true);
+    } else {
+      this.dv.setUint32(off, value, true);
+    }
     return undefined;
   }
 
-  /** Sets a field by name (`mark`, `cb[2]`, `ingress_ifindex`) for --ctx. */
+  /** Sets a field by name (`mark`, `cb[2]`, `ingress_ifindex`) in the ctx_in image, for --ctx. */
   set(spec: string, value: bigint): void {
     const m = /^([a-z_0-9]+)(?:\[(\d+)\])?$/.exec(spec);
     const f = m ? this.fields.find((x) => x.name === m[1]) : undefined;
-    if (!m || !f) throw new RewindError(`--ctx: ${this.structName} has no field '${spec}' (fields: ${this.fields.filter((x) => !x.pointer).map((x) => x.name).join(', ')})`);
-    if (f.pointer) throw new RewindError(`--ctx: ${this.structName}.${f.name} is a pointer set from the packet`);
+    if (!m || !f) throw new RewindError(`--ctx: ${this.structName} has no field '${spec}' (fields: ${this.fields.map((x) => x.name).join(', ')})`);
     const idx = m[2] === undefined ? 0 : Number(m[2]);
     if (idx >= (f.count ?? 1)) throw new RewindError(`--ctx: ${this.structName}.${f.name} has ${f.count ?? 1} elements`);
     const at = f.offset + idx * f.size;
@@ -165,17 +248,143 @@ export class Context {
     for (let k = 0; k < f.size; k++) this.bytes[at + k] = Number((value >> BigInt(8 * k)) & 0xffn);
   }
 
+  /** A field's value as stored (the first element of an array field). */
   get(name: string): number {
-    const f = this.fields.find((x) => x.name === name);
-    if (!f) throw new Error(`internal: no field ${name}`);
+    const f = this.field(name);
+    if (f.derived) return f.derived(this.packet);
     return f.size === 8 ? Number(this.dv.getBigUint64(f.offset, true)) : f.size === 4 ? this.dv.getUint32(f.offset, true) : this.bytes[f.offset]!;
   }
 
   setField(name: string, value: number): void {
-    const f = this.fields.find((x) => x.name === name);
-    if (!f) throw new Error(`internal: no field ${name}`);
+    const f = this.field(name);
     if (f.size === 4) this.dv.setUint32(f.offset, value >>> 0, true);
     else if (f.size === 8) this.dv.setBigUint64(f.offset, BigInt(value), true);
     else this.bytes[f.offset] = value;
   }
+
+  private field(name: string): CtxField {
+    const f = this.fields.find((x) => x.name === name);
+    if (!f) throw new Error(`internal: ${this.structName} has no field ${name}`);
+    return f;
+  }
+
+  /**
+   * Turns the ctx_in image in `bytes` (from --ctx-file and --ctx, or all zero when `ctxIn` is
+   * 'none') into the context the program sees, and places the packet as the kernel's test run
+   * does: bpf_prog_test_run_xdp()'s xdp_convert_md_to_buff(), bpf_prog_test_run_skb()'s
+   * eth_type_trans() on the loopback device and convert___skb_to_skb(). A ctx_in the kernel
+   * refuses is an error naming the field.
+   */
+  prepare(type: ProgType, ctxIn: 'none' | 'bytes' | 'fields'): void {
+    if (this.structName === 'xdp_md') this.prepareXdp(ctxIn);
+    else this.prepareSkb(type, ctxIn);
+  }
+
+  private refuse(field: string, why: string, errno = 'EINVAL'): never {
+    throw new RewindError(`ctx_in: ${this.structName}.${field} ${why} (the kernel's test run refuses it with ${errno})`);
+  }
+
+  private prepareXdp(ctxIn: 'none' | 'bytes' | 'fields'): void {
+    const p = this.packet;
+    const size = p.end - p.data;
+    if (ctxIn !== 'none') {
+      const metalen = this.dv.getUint32(0, true);
+      // --ctx fields leave data_end out: it can only be the packet's size.
+      if (ctxIn === 'fields' && this.dv.getUint32(4, true) === 0) this.dv.setUint32(4, size, true);
+      if (this.dv.getUint32(8, true) !== 0) this.refuse('data_meta', 'must be 0: there is no data before the metadata');
+      // A smaller data_end makes the kernel put the rest of data_in in fragments (multi-buffer
+      // XDP), which Rewind does not model.
+      if (this.dv.getUint32(4, true) !== size) throw new RewindError(`ctx_in: xdp_md.data_end must be the packet's size, ${size} (Rewind does not model the multi-buffer packets a smaller data_end makes)`);
+      if (metalen > size) this.refuse('data', 'is past data_end');
+      if (size - metalen < 14) this.refuse('data', 'leaves less than an Ethernet header after the metadata');
+      if (metalen % 4 !== 0 || metalen > 255) this.refuse('data', 'is the metadata length, a multiple of 4 up to 255');
+      if (this.dv.getUint32(20, true) !== 0) this.refuse('egress_ifindex', 'must be 0');
+      if (this.get('ingress_ifindex') === 0 && this.get('rx_queue_index') !== 0) this.refuse('rx_queue_index', 'needs an ingress_ifindex');
+      if (this.get('ingress_ifindex') === 1 && this.get('rx_queue_index') !== 0) this.refuse('rx_queue_index', 'must be 0: the loopback device has one queue');
+      if (metalen) {
+        // The first `data` bytes of data_in are the metadata, taken from the headroom.
+        const bytes = p.bytes();
+        p.load(bytes, bytes.length, p.headroom - metalen);
+        p.data = p.meta + metalen;
+        p.refresh();
+      }
+    }
+    // Without an ingress device the run's rx queue is the loopback device's.
+    if (this.get('ingress_ifindex') === 0) this.setField('ingress_ifindex', 1);
+    this.bytes.fill(0, 0, 12);
+  }
+
+  private prepareSkb(type: ProgType, ctxIn: 'none' | 'bytes' | 'fields'): void {
+    const p = this.packet;
+    const len = p.end - p.data;
+    const given = ctxIn !== 'none';
+    if (given) {
+      // convert___skb_to_skb(): only these fields may be set.
+      const allowed = new Set(['mark', 'priority', 'ingress_ifindex', 'ifindex', 'cb', 'tstamp', 'wire_len', 'gso_segs', 'gso_size', 'hwtstamp']);
+      for (let off = 0; off < this.bytes.length; off++) {
+        if (!this.bytes[off]) continue;
+        const f = this.fieldAt(off);
+        if (!f || !allowed.has(f.name)) this.refuse(f?.name ?? `+${off}`, 'must be 0 in ctx_in');
+      }
+      const wire = this.get('wire_len');
+      if (wire !== 0 && (wire < len || wire > 65536)) this.refuse('wire_len', `must be 0 or between the packet's length (${len}) and 65536`);
+      if (this.get('gso_segs') > 65535) this.refuse('gso_segs', 'must be at most GSO_MAX_SEGS (65535)');
+      if (wire === 0) this.setField('wire_len', len);
+      this.setField('gso_size', this.get('gso_size') & 0xffff);
+    }
+    // eth_type_trans() on the loopback device (or the ctx_in ifindex when above 1). Every skb
+    // program starts at the Ethernet header, as tc programs do in the kernel's test run and as
+    // socket filters do on a packet socket (tcpdump's filters); the test run would start socket
+    // filters at the network header and report the Ethernet header zeroed.
+    if (this.get('ifindex') <= 1) this.setField('ifindex', 1);
+    const buf = p.buffer();
+    p.mac = p.data;
+    p.network = p.data + 14;
+    if (len >= 14) {
+      const dst = buf.subarray(p.data, p.data + 6);
+      // The loopback device's address and broadcast address are all zero.
+      const pktType = dst.every((b) => b === 0) ? 0 : dst[0]! & 1 ? 2 : 3;
+      this.setField('pkt_type', pktType);
+      const etherType = (buf[p.data + 12]! << 8) | buf[p.data + 13]!;
+      // eth_proto_is_802_3(), else 802.3 raw (0xffff SAP) or 802.2 LLC.
+      let proto = etherType;
+      if (etherType < 0x600) proto = len >= 16 && buf[p.data + 14] === 0xff && buf[p.data + 15] === 0xff ? 0x0001 : 0x0004;
+      this.setField('protocol', ((proto & 0xff) << 8) | (proto >> 8));
+      if (type === 'cgroup_skb') this.socketFromHeader(proto);
+    }
+  }
+
+  /** The test run's socket takes its addresses from the IP header (cgroup skb programs read them). */
+  private socketFromHeader(proto: number): void {
+    const p = this.packet;
+    const buf = p.buffer();
+    const l3 = p.data + 14;
+    if (proto === 0x0800) {
+      this.setField('family', 2);
+      if (p.end - l3 >= 20) {
+        this.bytes.set(buf.subarray(l3 + 12, l3 + 16), 96); // local_ip4 = saddr
+        this.bytes.set(buf.subarray(l3 + 16, l3 + 20), 92); // remote_ip4 = daddr
+      }
+    } else if (proto === 0x86dd) {
+      this.setField('family', 10);
+      if (p.end - l3 >= 40) {
+        this.bytes.set(buf.subarray(l3 + 8, l3 + 24), 116);
+        this.bytes.set(buf.subarray(l3 + 24, l3 + 40), 100);
+      }
+    }
+  }
+
+  /** After the run: xdp_convert_buff_to_md() writes data and data_end back as offsets from data_meta. */
+  finishRun(): void {
+    if (this.structName !== 'xdp_md') return;
+    this.dv.setUint32(0, this.packet.data - this.packet.meta, true);
+    this.dv.setUint32(4, this.packet.end - this.packet.meta, true);
+  }
+}
+
+/** The context of a program type, or undefined for types Rewind runs without one. */
+export function createContext(mem: Memory, type: ProgType, packet: PacketBuffer): Context | undefined {
+  if (type === 'xdp') return new Context(mem, mem.nextIndex(), 'xdp_md', XDP_MD, XDP_MD_SIZE, packet, xdpAccess);
+  if (type === 'tc' || type === 'socket' || type === 'cgroup_skb') return new Context(mem, mem.nextIndex(), '__sk_buff', SK_BUFF, SK_BUFF_SIZE, packet, skbAccess(type));
+  return undefined;
 }

@@ -16,8 +16,8 @@ import type { BpfMap } from '../maps/map.js';
 import { FdArrayMap, HashOfMapsMap } from '../maps/fd_maps.js';
 import { MapSpace } from './mapspace.js';
 import { PacketBuffer } from './packet.js';
-import { Context, SK_BUFF, SK_BUFF_SIZE, XDP_MD, XDP_MD_SIZE } from './contexts.js';
-import { kernelHelpers, type HelperEnv, type OutputEvent } from './helpers/index.js';
+import { createContext, type Context } from './contexts.js';
+import { beginHelperRun, endHelperRun, kernelHelpers, newHelperRunState, type HelperEnv, type OutputEvent, type RedirectTarget } from './helpers/index.js';
 import { Prng } from './prng.js';
 
 export interface SessionOptions {
@@ -67,6 +67,12 @@ export interface RunOutcome {
   program: string;
   /** Slot of the last instruction executed. */
   pc: number;
+  /** Where the packet goes when the verdict is XDP_REDIRECT or TC_ACT_REDIRECT (bpf_redirect, bpf_redirect_map). */
+  redirect?: RedirectTarget;
+  /** XDP metadata before the packet (data_meta to data), when there is some: the kernel's data_out starts with it. */
+  metadata?: Uint8Array;
+  /** Helpers the run called whose results are inputs of the run rather than what a kernel would give (time, random numbers, the CPU, the flow hash). */
+  nondeterministic?: string[];
 }
 
 const XDP_VERDICTS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'];
@@ -135,11 +141,8 @@ export class Session {
     // Contexts of every type a program of this session can have.
     const types = new Set(programs.map((p) => p.type));
     for (const t of types) {
-      if (t === 'xdp') this.contexts.set(t, new Context(mem, mem.nextIndex(), 'xdp_md', XDP_MD, XDP_MD_SIZE, this.packet));
-      else if (t === 'tc' || t === 'socket' || t === 'cgroup_skb') {
-        const hidden = t === 'socket' ? new Set(['data', 'data_end', 'data_meta', 'tc_classid', 'tstamp', 'wire_len', 'flow_keys']) : new Set<string>();
-        this.contexts.set(t, new Context(mem, mem.nextIndex(), '__sk_buff', SK_BUFF, SK_BUFF_SIZE, this.packet, hidden));
-      }
+      const ctx = createContext(mem, t, this.packet);
+      if (ctx) this.contexts.set(t, ctx);
     }
     // Program arrays and maps of maps filled from the object's `values` initialisers.
     this.maps.forEach((map, i) => {
@@ -161,6 +164,7 @@ export class Session {
       context: (t) => this.contexts.get(t),
       emit: (ev) => this.output.push({ ...ev, step: this.machine.steps }),
       program: (name) => this.program(name),
+      run: newHelperRunState(),
     };
     this.helpers = kernelHelpers(this.env, opts.fib ?? []);
     // Global data is pointed to by lddw immediates, so its value regions live for the session.
@@ -214,8 +218,9 @@ export class Session {
         if (input.ctxBytes.length > ctx.bytes.length) throw new RewindError(`--ctx-file: ${input.ctxBytes.length} bytes, ${ctx.structName} is ${ctx.bytes.length}`);
         ctx.bytes.set(input.ctxBytes);
       }
-      this.initContext(type, ctx, input.packet);
       for (const [k, v] of Object.entries(input.ctx ?? {})) ctx.set(k, BigInt(v));
+      // What bpf_prog_test_run_xdp/skb make of the packet and the ctx_in.
+      ctx.prepare(type, input.ctxBytes ? 'bytes' : Object.keys(input.ctx ?? {}).length ? 'fields' : 'none');
     } else if (input.ctxBytes) {
       // Program types without a modelled context get their bytes as plain memory.
       throw new RewindError(`programs of type ${type} take no context in Rewind; run them with --type xdp|tc|socket`);
@@ -235,7 +240,9 @@ export class Session {
       m.R[2] = ptr.lo;
       m.R[3] = ptr.hi;
     }
+    beginHelperRun(this.env, lp);
     const result = execute(lp, { maxSteps: this.opts.maxSteps, strict: this.opts.strict, ...opts });
+    const after = endHelperRun(this.env, result);
     this.runs++;
     const retval = Number(result.r0 & 0xffffffffn);
     return {
@@ -244,32 +251,16 @@ export class Session {
       verdict: result.fault ? 'fault' : verdictName(type, type === 'tc' ? retval | 0 : retval),
       steps: result.steps,
       fault: result.fault,
-      warnings: result.warnings,
+      warnings: after.warnings.length ? [...result.warnings, ...after.warnings] : result.warnings,
       packet: input.packet || type === 'xdp' || type === 'tc' ? this.packet.bytes() : undefined,
       ctx: ctx?.bytes.slice(),
       output: this.output,
       program: result.program,
       pc: result.pc,
+      redirect: after.redirect,
+      metadata: this.packet.data > this.packet.meta ? this.packet.buffer().slice(this.packet.meta, this.packet.data) : undefined,
+      nondeterministic: after.nondeterministic.length ? after.nondeterministic : undefined,
     };
-  }
-
-  /** What the kernel's test run puts in the context before the program sees it. */
-  private initContext(type: ProgType, ctx: Context, packet: Uint8Array | undefined): void {
-    if (type === 'xdp') {
-      // bpf_prog_test_run_xdp: ingress_ifindex and rx_queue_index come from ctx_in (default 0).
-      return;
-    }
-    const len = packet?.length ?? 0;
-    ctx.setField('len', len);
-    if (len >= 14) {
-      // eth_type_trans(): skb->protocol is the EtherType as stored (network order).
-      const proto = (packet![12]! << 8) | packet![13]!;
-      ctx.setField('protocol', ((proto & 0xff) << 8) | (proto >> 8));
-    }
-    // The test run attaches the skb to the loopback device (ifindex 1).
-    if (ctx.get('ifindex') === 0) ctx.setField('ifindex', 1);
-    if (ctx.get('wire_len') === 0) ctx.setField('wire_len', len);
-    if (ctx.get('gso_segs') === 0) ctx.setField('gso_segs', 1);
   }
 
   /** A pointer to the context of the current run's program type. */

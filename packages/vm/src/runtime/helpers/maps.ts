@@ -56,17 +56,22 @@ export function mapHelpers(env: HelperEnv): Map<number, HelperFn> {
   h.set(87, (m) => {
     const map = mapArg(env, m, 87, 1);
     const value = memArg(m, 87, 2, map.valueSize, 'the value');
-    m.ret(map.push(value, m.argLo(3) >>> 0));
+    // Flags above 32 bits make the value larger than BPF_EXIST, which the map refuses.
+    m.ret(map.push(value, m.argHi(3) !== 0 ? 0xffffffff : m.argLo(3) >>> 0));
   });
 
   // 88: long bpf_map_pop_elem(struct bpf_map *map, void *value)
   // 89: long bpf_map_peek_elem(struct bpf_map *map, void *value)
+  // The value argument is ARG_PTR_TO_MAP_VALUE | MEM_UNINIT: an empty queue zeroes it (-ENOENT).
   for (const [id, op] of [[88, 'pop'], [89, 'peek']] as const) {
     h.set(id, (m) => {
       const map = mapArg(env, m, id, 1);
+      // A bloom filter's peek tests the value it is given.
+      if (map.type === 'bloom_filter' && op === 'peek') return m.ret(map.peek(memArg(m, id, 2, map.valueSize, 'the value')));
+      if (map.type !== 'queue' && map.type !== 'stack') throw helperFault(m, id, `map '${map.name}' (${map.type}) has no ${op} operation (the verifier refuses this)`);
       const out = new Uint8Array(map.valueSize);
       const r = op === 'pop' ? map.pop(out) : map.peek(out);
-      if (r === 0) writeArg(m, id, 2, out, 'the value');
+      writeArg(m, id, 2, out, 'the value');
       m.ret(r);
     });
   }

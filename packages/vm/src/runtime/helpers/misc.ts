@@ -1,25 +1,39 @@
-// Time, random numbers, the CPU, tail calls and trace_printk.
+// Time, random numbers, the CPU, tail calls and trace_printk. Time, random numbers and the CPU
+// are inputs of a run (RunInput.timeNs, SessionOptions.seed and cpu), so runs replay exactly.
 
 import type { HelperFn } from '../../engine/machine.js';
 import { FdArrayMap } from '../../maps/fd_maps.js';
 import type { Program } from '../../program.js';
 import type { HelperEnv } from './index.js';
-import { helperFault, mapArg } from './common.js';
-import { formatPrintk } from './printk.js';
+import { EINVAL, helperFault, mapArg, memArg } from './common.js';
+import { bprintf } from './printk.js';
 
 /** MAX_TAIL_CALL_CNT: tail calls one run may take. */
 export const MAX_TAIL_CALL_CNT = 33;
+/** MAX_BPRINTF_BUF: trace_printk's output buffer, NUL included. */
+const MAX_BPRINTF_BUF = 1024;
 
 export function miscHelpers(env: HelperEnv): Map<number, HelperFn> {
   const h = new Map<number, HelperFn>();
-  const now: HelperFn = (m) => m.ret(env.session.timeNs);
-  h.set(5, now); // bpf_ktime_get_ns
-  h.set(125, now); // bpf_ktime_get_boot_ns
-  h.set(160, now); // bpf_ktime_get_coarse_ns
-  h.set(208, now); // bpf_ktime_get_tai_ns
-  h.set(7, (m) => m.ret(env.session.prng.next())); // bpf_get_prandom_u32
-  h.set(8, (m) => m.ret(env.session.cpu)); // bpf_get_smp_processor_id
-  h.set(154, (m) => m.ret(0)); // bpf_get_numa_node_id
+  // The run's clock stands for every kernel clock.
+  for (const id of [5, 125, 160, 208]) {
+    // bpf_ktime_get_ns, bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns, bpf_ktime_get_tai_ns
+    h.set(id, (m) => {
+      env.run.nondeterministic.add(id);
+      m.ret(env.session.timeNs);
+    });
+  }
+  h.set(7, (m) => {
+    // bpf_get_prandom_u32
+    env.run.nondeterministic.add(7);
+    m.ret(env.session.prng.next());
+  });
+  h.set(8, (m) => {
+    // bpf_get_smp_processor_id
+    env.run.nondeterministic.add(8);
+    m.ret(env.session.cpu);
+  });
+  h.set(42, (m) => m.ret(0)); // bpf_get_numa_node_id: one node
 
   // 12: long bpf_tail_call(void *ctx, struct bpf_map *prog_array_map, u32 index)
   // On success control does not come back; on failure the program goes on with r0 unchanged.
@@ -33,17 +47,23 @@ export function miscHelpers(env: HelperEnv): Map<number, HelperFn> {
     const target = (map as FdArrayMap<Program>).lookupTarget(index);
     if (!target) return;
     env.session.tailCalls++;
-    m.tailTarget = env.program(target.name);
+    const next = env.program(target.name);
+    env.run.program = next;
+    m.tailTarget = next;
   });
 
   // 6: long bpf_trace_printk(const char *fmt, u32 fmt_size, ...)
+  // Returns the length of the whole formatted text; the trace line holds at most 1023 bytes.
   h.set(6, (m) => {
     const size = m.argLo(2) >>> 0;
-    const fmt = m.readBytes(m.pc, m.argLo(1), m.argHi(1), size, `bpf_trace_printk reads the format from r1`);
-    const text = formatPrintk(m, 6, fmt, [m.arg(3), m.arg(4), m.arg(5)]);
-    if (typeof text === 'number') return m.ret(text);
-    env.emit({ kind: 'printk', text });
-    m.ret(new TextEncoder().encode(text).length);
+    const fmt = memArg(m, 6, 1, size, 'the format');
+    const nul = fmt.indexOf(0);
+    if (nul < 0) return m.ret(EINVAL);
+    const r = bprintf(m, fmt.subarray(0, nul), [m.arg(3), m.arg(4), m.arg(5)]);
+    if (typeof r === 'number') return m.ret(r);
+    const shown = r.bytes.subarray(0, MAX_BPRINTF_BUF - 1);
+    env.emit({ kind: 'printk', text: new TextDecoder().decode(shown) });
+    m.ret(r.bytes.length);
   });
   return h;
 }
