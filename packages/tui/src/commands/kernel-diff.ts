@@ -37,7 +37,9 @@ export async function kernelDiff(args: KernelDiffArgs): Promise<number> {
   if (p.runs.some((r) => !r.input.packet)) throw new UsageError('kernel-diff needs packets: --pcap, --packet-file or --packet-hex');
 
   // The maps as the program starts (what --maps set) go into the kernel too.
-  const initial = p.session.maps.map((m) => ({ m, entries: m.def.globalData ? [] : dumpMap(m) }));
+  // Program arrays and maps of maps hold objects, which libbpf fills from the object itself.
+  const holdsObjects = new Set(['prog_array', 'array_of_maps', 'hash_of_maps', 'devmap', 'devmap_hash', 'cpumap', 'xskmap', 'ringbuf', 'perf_event_array']);
+  const initial = p.session.maps.map((m) => ({ m, entries: m.def.globalData || holdsObjects.has(m.type) ? [] : dumpMap(m) }));
   // Rewind first: its runs also tell which runs depended on time, random numbers or the CPU.
   const outcomes: RunOutcome[] = p.runs.map((r) => p.session.run(p.program.name, r.input));
 

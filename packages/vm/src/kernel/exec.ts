@@ -21,6 +21,9 @@ const SEARCH_PATH = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/s
 
 /** The full path of a program on PATH (or in sbin), or undefined. */
 export function findTool(name: string): string | undefined {
+  // REWIND_BPFTOOL=/path/to/bpftool (and so on for other tools) chooses the binary.
+  const override = process.env[`REWIND_${name.toUpperCase()}`];
+  if (override !== undefined) return existsSync(override) ? override : undefined;
   for (const dir of SEARCH_PATH) {
     const p = join(dir, name);
     if (existsSync(p)) return p;
