@@ -82,3 +82,71 @@ for (const r of rows) {
 }
 console.log(`\nbest of ${runs} runs each; "plugin s" is the whole process of \`rewind conformance-plugin\` (Node start-up included).`);
 process.exitCode = failed ? 1 : 0;
+
+// Per-packet figures for the examples: Rewind's plain run per packet over each example's
+// capture, and the kernel's (bpftool prog run ... repeat N, the kernel's JIT) on a packet the
+// program passes without rewriting it.
+if (!args.includes('--no-examples') && !filter) {
+  const { loadProgramFile, selectProgram, Session, loadPackets } = await import('../packages/vm/dist/index.js');
+  const kernel = await import('../packages/vm/dist/kernel/index.js');
+  const status = kernel.kernelAvailable();
+  if (!status.ok) console.log(`\n(kernel figures skipped: ${status.reason})`);
+  const examples = [
+    ['xdp-firewall', 'mixed', undefined],
+    ['l4-lb', 'lb', undefined],
+    ['pkt-parser', 'parser', undefined],
+    ['tc-ratelimit', 'syn-flood', undefined],
+    ['tail-pipeline', 'mixed', 'xdp_entry'],
+    ['ringbuf-events', 'mixed', undefined],
+  ];
+  const packetRows = [];
+  for (const [name, pcap, section] of examples) {
+    const obj = join(root, `examples/${name}/${name}.o`);
+    const src = loadProgramFile(obj);
+    const prog = selectProgram(src, section);
+    const packets = loadPackets({ pcap: join(root, `examples/pcaps/${pcap}.pcap`) }).packets;
+    let best = Infinity;
+    let insns = 0;
+    let passPacket;
+    for (let rep = 0; rep < runs; rep++) {
+      const s = new Session(src.programs, src.maps);
+      const rounds = 200;
+      let steps = 0;
+      const t0 = performance.now();
+      for (let k = 0; k < rounds; k++) for (const p of packets) steps += s.run(prog.name, { packet: p.data, timeNs: p.timestampNs }).steps;
+      const dt = performance.now() - t0;
+      best = Math.min(best, (dt * 1e6) / (rounds * packets.length));
+      insns = steps / (rounds * packets.length);
+    }
+    // A packet the program passes unchanged (first run of a fresh session), for the kernel's timing.
+    {
+      const s = new Session(src.programs, src.maps);
+      for (const p of packets) {
+        const o = s.run(prog.name, { packet: p.data, timeNs: p.timestampNs });
+        if ((o.verdict === 'XDP_PASS' || o.verdict === 'TC_ACT_OK') && Buffer.compare(Buffer.from(o.packet), Buffer.from(p.data)) === 0) {
+          passPacket = p.data;
+          break;
+        }
+      }
+    }
+    let kns;
+    if (status.ok && passPacket) {
+      const fs = kernel.Bpffs.open();
+      try {
+        const dir = fs.subdir('progs');
+        const type = prog.type === 'tc' ? 'tc' : 'xdp';
+        kernel.runTool(kernel.findTool('bpftool') ?? 'bpftool', ['prog', 'loadall', obj, dir, 'type', type, 'pinmaps', fs.subdir('maps')], 'bpftool prog loadall');
+        kns = Infinity;
+        for (let rep = 0; rep < 3; rep++) kns = Math.min(kns, kernel.runProgram(join(dir, prog.name), passPacket, { repeat: 1_000_000 }).durationNs);
+      } finally {
+        fs.close();
+      }
+    }
+    packetRows.push({ name, insns, best, kns });
+  }
+  console.log(`\n${'example'.padEnd(16)} ${pad('insns/packet', 13)} ${pad('Rewind ns', 10)} ${pad('kernel ns', 10)} ${pad('ratio', 7)}`);
+  for (const r of packetRows) {
+    console.log(`${r.name.padEnd(16)} ${pad(r.insns.toFixed(0), 13)} ${pad(r.best.toFixed(0), 10)} ${pad(r.kns === undefined ? '-' : r.kns.toFixed(0), 10)} ${pad(r.kns ? (r.best / r.kns).toFixed(1) + 'x' : '-', 7)}`);
+  }
+  console.log('\nRewind: plain runs over the example\'s capture (200 rounds, best of the runs), per packet; kernel: bpftool prog run repeat 1000000 on a packet the program passes unchanged.');
+}

@@ -134,14 +134,16 @@ export interface Compiled {
   source: string;
   /** REM[pc]: instructions from pc to the end of its basic block, inclusive. */
   REM: Int32Array;
+  /** The code checks the stack's written-bytes shadow (so a run must start with frame 0 cleared). */
+  usesShadow: boolean;
 }
 
 export function compileProgram(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): Compiled {
-  const { source, REM } = generate(code, an, env, opts);
+  const { source, REM, usesShadow } = generate(code, an, env, opts);
   type Made = Pick<Compiled, 'run' | 'invoke'>;
   const factory = new Function('vm', 'REM', 'mulhu', 'bswap32', source) as (vm: unknown, rem: Int32Array, m: typeof mulhu, b: typeof bswap32) => Made;
   const made = factory(env.vm, REM, mulhu, bswap32);
-  return { run: made.run, invoke: made.invoke, source, REM };
+  return { run: made.run, invoke: made.invoke, source, REM, usesShadow };
 }
 
 /** Upper 32 bits of the unsigned 64-bit product of two 32-bit values. */
@@ -164,7 +166,7 @@ export function bswap32(x: number): number {
 
 const HB = REGION_HI_BASE;
 
-function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): { source: string; REM: Int32Array } {
+function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): { source: string; REM: Int32Array; usesShadow: boolean } {
   const n = code.length;
   const ins = opts.instrument;
   const uninit = maybeUninitRegs(code, an, opts.entryRegs, opts.callbackStarts);
@@ -309,7 +311,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   // Calls a subprogram from a helper (bpf_loop and other callbacks): args are r1..r5 as lo, hi pairs.
   emit(`function invoke(start, depth, a) { STEPS = vm.steps; CINIT = ${0x3e | (1 << 10)}; const l = FN[start](depth, a[0] | 0, a[1] | 0, a[2] | 0, a[3] | 0, a[4] | 0, a[5] | 0, a[6] | 0, a[7] | 0, a[8] | 0, a[9] | 0); vm.steps = STEPS; T[0] = l; T[1] = RETHI; }`);
   emit(`return { run: ${fnName(0)}, invoke };`);
-  return { source: out.join('\n'), REM };
+  return { source: out.join('\n'), REM, usesShadow: trackShadow || !allProven };
 
   function insnCode(pc: number): string {
     const op = code.op[pc]!;

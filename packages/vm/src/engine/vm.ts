@@ -121,7 +121,8 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
   // r10: frame 0, offset 512. Stack bytes start out unwritten.
   m.R[20] = 512;
   m.R[21] = REGION_HI_BASE;
-  m.mem.shadow.fill(0, 0, 512 * 8);
+  // Frame 0 starts unwritten (called functions clear their own frames on entry).
+  if (p.compiled.usesShadow) m.mem.shadow.fill(0, 0, 512);
   let fault: Fault | undefined;
   let cur = p;
   try {
@@ -143,7 +144,7 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
         m.tailTarget = null;
         m.describeInsn = (q) => cur.describe(q);
         m.initRegs = 0b10000000010;
-        m.mem.shadow.fill(0, 0, 512);
+        if (cur.compiled.usesShadow) m.mem.shadow.fill(0, 0, 512);
         pc = 0;
         opts.onTailCall?.(cur);
         continue;

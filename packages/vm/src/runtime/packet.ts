@@ -20,6 +20,9 @@ export class PacketBuffer {
   meta = 0;
   data = 0;
   end = 0;
+  /** Buffer offsets [dirtyLo, dirtyHi) may hold bytes of earlier runs. */
+  private dirtyLo = 0;
+  private dirtyHi = 0;
   /** skb->mac_header, network_header, transport_header (buffer offsets; HEADER_UNSET when unset). */
   mac = HEADER_UNSET;
   network = HEADER_UNSET;
@@ -44,8 +47,11 @@ export class PacketBuffer {
     if (bytes.length > maxLen) throw new RewindError(`packet of ${bytes.length} bytes is larger than the ${maxLen} bytes the kernel allows here`);
     if (at < 0 || at + bytes.length > this.capacity) throw new RewindError(`packet of ${bytes.length} bytes does not fit the ${this.capacity}-byte buffer at offset ${at}`);
     const u8 = this.mem.u8;
-    u8.fill(0, this.region.base, this.region.base + this.capacity);
+    // The kernel's test run starts from a zeroed buffer; only what earlier runs touched needs it.
+    if (this.dirtyHi > this.dirtyLo) u8.fill(0, this.region.base + this.dirtyLo, this.region.base + this.dirtyHi);
     u8.set(bytes, this.region.base + at);
+    this.dirtyLo = at;
+    this.dirtyHi = at + bytes.length;
     this.meta = this.data = at;
     this.end = at + bytes.length;
     this.mac = this.network = this.transport = HEADER_UNSET;
@@ -56,6 +62,9 @@ export class PacketBuffer {
 
   /** Re-reads data/data_end/data_meta into the region's bounds after a helper moved them. */
   refresh(): void {
+    // Whatever a run could have written lies inside the bounds it had at some refresh.
+    if (this.meta < this.dirtyLo) this.dirtyLo = this.meta;
+    if (this.end > this.dirtyHi) this.dirtyHi = this.end;
     const r = this.region;
     r.lo = this.meta;
     r.hi = this.end;
