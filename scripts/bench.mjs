@@ -32,7 +32,8 @@ for (const d of dirs) {
   for (const f of readdirSync(d).sort()) if (f.endsWith('.data') && f.includes(filter)) files.push(join(d, f));
 }
 
-const bin = join(root, 'node_modules/.bin/rewind');
+// The rewind command itself (packages/tui/bin/rewind.js), without the package manager's shell shim.
+const bin = join(root, 'packages/tui/bin/rewind.js');
 const hex = (b) => Buffer.from(b).toString('hex');
 const rows = [];
 let failed = 0;
