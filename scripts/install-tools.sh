@@ -10,7 +10,7 @@ command -v llvm-objdump-19 >/dev/null || need+=(llvm-19)
 command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || need+=(bpftool)
 command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || need+=(tcpdump)
 command -v tmux >/dev/null || need+=(tmux)
-command -v python3 >/dev/null && python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO=sudo
