@@ -173,6 +173,8 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   const dynInit = uninit.some((m) => m !== 0);
   const proven = provenStackLoads(code, an);
   const ctxRegs = opts.ctxSlots ? ctxPointerRegs(code, an) : [];
+  /** Load sites whose region is cached in locals (see the self-loop blocks below). */
+  const cachedSites = new Set<number>();
 
   // Does a pointer to the stack ever exist outside r10-relative addressing? If not, and every
   // r10-relative load is proven initialised, the written-bytes shadow is never consulted and
@@ -280,6 +282,18 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
           ? `if ((steps += ${n}) > max) { steps -= ${n}; pc = ${pc}; break slice; }`
           : `if ((steps += ${n}) > hard) throw vm.budgetFault(${pc});`;
         if (selfLoop) {
+          // Loads through pointers in a loop body without helper calls keep the region they last
+          // resolved in locals: nothing in the loop can move a region's bounds.
+          let helperCall = false;
+          for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) if ((code.op[q]! & 7) === BPF_JMP && (code.op[q]! & 0xf0) === BPF_CALL) helperCall = true;
+          if (!helperCall && !trackShadow) {
+            for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) {
+              if ((code.op[q]! & 7) === BPF_LDX && code.src[q] !== 10) {
+                cachedSites.add(q);
+                emit(`let c${q}h = -1, c${q}l = 0, c${q}u = 0, c${q}b = 0, c${q}v = M;`);
+              }
+            }
+          }
           emit(`do { ${budget}`);
           for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) emit(insnCode(q));
           const c = cond(lop & 0xf0, code.dst[last]!, (lop & BPF_X) !== 0 ? code.src[last]! : null, code.imm[last]!, lk === BPF_JMP32);
@@ -598,6 +612,16 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     }
     // A pointer into a stack frame (regions 0..7) checks that the bytes were written.
     const stackCheck = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; if (${shadowMissing(size, 'q')}) vm.uninitStack(${pc}, u - ${FRAME_SIZE}, ${size}, i, steps - ${REM[pc]}); } ` : '';
+    if (cachedSites.has(pc)) {
+      const c = `c${pc}`;
+      return (
+        `u = (${lo(s)} >>> 0) + ${off}; ` +
+        `if (${hi(s)} === ${c}h && u >= ${c}l && u + ${size} <= ${c}u) { ${read(`${c}b + u`, `${c}v`)} } ` +
+        `else { i = (${hi(s)} - ${HB}) >>> 0; ` +
+        `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${c}h = ${hi(s)}; ${c}l = RLO[i]; ${c}u = RHR[i]; ${c}b = RB[i]; ${c}v = RV[i]; ${read('RB[i] + u', 'RV[i]')} } ` +
+        `else { vm.load(${pc}, ${lo(s)}, ${hi(s)}, ${off}, ${size}, ${signed}); ${L} = T[0]; ${Hd} = T[1]; } }`
+      );
+    }
     return (
       `u = (${lo(s)} >>> 0) + ${off}; i = (${hi(s)} - ${HB}) >>> 0; ` +
       `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${stackCheck}${read('RB[i] + u', 'RV[i]')} } ` +
