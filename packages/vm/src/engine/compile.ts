@@ -70,24 +70,29 @@ import type { Analysis } from '../validate.js';
 import { ctxPointerRegs, maybeUninitRegs, provenStackLoads } from './dataflow.js';
 import { FRAME_SIZE, REGION_HI_BASE, MAX_REGIONS, STACK_REGION } from './memory.js';
 
-/** Code the recorder adds to the compiled program. Each returns JavaScript source or ''. */
+/**
+ * Code the recorder adds to the compiled program. Each returns JavaScript source or ''. `step` is
+ * a JavaScript expression for the instructions the run has executed, the current one included.
+ */
 export interface Instrumentation {
-  /** Declarations at the top of the run function (locals the other snippets use). */
+  /** Declarations shared by the program's functions. */
   prologue(): string;
-  /** Runs at every exit from the run function (normal, tail call, fault), before returning. */
+  /** At the start of the entry function (every run, every slice). */
+  enter(): string;
+  /** At every exit from the entry function (exit, tail call, slice end, fault), before returning. */
   epilogue(): string;
+  /** After the instruction at pc; `dst` is the register it wrote (-1 for none), readable as `l<dst>` / `h<dst>`. */
+  afterInsn(pc: number, dst: number, step: string): string;
   /**
-   * After the instruction at pc has executed. `dst` is the register it wrote (-1 for none);
-   * the code can read the register halves as `l<dst>` / `h<dst>`.
+   * After a fast-path store of `size` bytes; `region` and `at` are expressions for the region
+   * index and the offset in the region, `vl`/`vh` for the value stored. (Slow-path stores go
+   * through Machine.onWrite.)
    */
-  afterInsn(pc: number, dst: number): string;
-  /**
-   * After a fast-path store of `size` bytes; `region` and `at` are JavaScript expressions for the
-   * region index and the offset in the region. (Slow-path stores go through Machine.onWrite.)
-   */
-  afterStore(pc: number, size: number, region: string, at: string): string;
-  /** In the caller, after a bpf-to-bpf call at pc has returned (r0 and the step count are current). */
-  afterReturn?(pc: number): string;
+  afterStore(pc: number, size: number, region: string, at: string, vl: string, vh: string, step: string): string;
+  /** When the conditional jump at pc is taken or not. */
+  branch(pc: number, taken: boolean, step: string): string;
+  /** Before a helper call or a slow-path store or atomic at pc (code that may write memory out of line). */
+  beforeCall(pc: number, step: string): string;
 }
 
 export interface CompileOptions {
@@ -225,7 +230,8 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   const lo = (r: number) => (r === 10 ? String(FRAME_SIZE) : `l${r}`);
   const hi = (r: number) => (r === 10 ? `(${HB + STACK_REGION} + depth)` : `h${r}`);
   const setInit = (r: number) => (dynInit ? `INIT |= ${1 << r};` : '');
-  const after = (pc: number, dst: number) => (ins ? ins.afterInsn(pc, dst) : '');
+  const stepAfter = (pc: number) => `(steps - ${REM[pc]! - 1})`;
+  const after = (pc: number, dst: number) => (ins ? ins.afterInsn(pc, dst, stepAfter(pc)) : '');
 
   const out: string[] = [];
   const emit = (s: string) => out.push(s);
@@ -256,6 +262,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       emit(`M = mem.dv; SH = mem.shadow; SD = mem.shadowDv;`);
       for (let r = 0; r < 10; r++) emit(`let l${r} = R[${2 * r}] | 0, h${r} = R[${2 * r + 1}] | 0;`);
       emit(`let pc = startPc | 0, steps = vm.steps, max = sliceMax, hard = vm.maxSteps, INIT = vm.initRegs | 0;`);
+      if (ins) emit(ins.enter());
     } else {
       emit(`function ${fnName(sp.start)}(depth, l1, h1, l2, h2, l3, h3, l4, h4, l5, h5) {`);
       emit(`let l0 = 0, h0 = 0, l6 = 0, h6 = 0, l7 = 0, h7 = 0, l8 = 0, h8 = 0, l9 = 0, h9 = 0;`);
@@ -297,7 +304,8 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
           emit(`do { ${budget}`);
           for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) emit(insnCode(q));
           const c = cond(lop & 0xf0, code.dst[last]!, (lop & BPF_X) !== 0 ? code.src[last]! : null, code.imm[last]!, lk === BPF_JMP32);
-          emit(`${after(last, -1)} } while (${c});`);
+          if (ins) emit(`if (${c}) { ${ins.branch(last, true, stepAfter(last))} continue; } ${ins.branch(last, false, stepAfter(last))} break; } while (true);`);
+          else emit(`} while (${c});`);
           pc = last;
           continue;
         }
@@ -543,8 +551,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
         const args = [1, 2, 3, 4, 5].map((r) => `l${r}, h${r}`).join(', ');
         const initIn = dynInit ? `CINIT = INIT & ${0x3e | (1 << 10)};` : '';
         const initOut = dynInit ? ` INIT = (INIT & ~${0x3e}) | 1;` : '';
-        const ret = ins?.afterReturn ? ins.afterReturn(pc) : '';
-        return `if (depth === ${MAX_CALL_FRAMES - 1}) throw vm.callTooDeep(${pc}); ${after(pc, -1)} STEPS = steps; ${initIn} l0 = f${target}(depth + 1, ${args}); h0 = RETHI; steps = STEPS;${initOut} ${ret}`;
+        return `if (depth === ${MAX_CALL_FRAMES - 1}) throw vm.callTooDeep(${pc}); ${after(pc, -1)} STEPS = steps; ${initIn} l0 = f${target}(depth + 1, ${args}); h0 = RETHI; steps = STEPS;${initOut}`;
       }
       // Helper call: arguments through vm.R, result in r0.
       // r0 goes too: a helper that fails without a result (bpf_tail_call) leaves it unchanged.
@@ -552,10 +559,11 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       for (let r = 0; r <= 5; r++) args.push(`R[${2 * r}] = l${r}; R[${2 * r + 1}] = h${r};`);
       const tail = imm === 12 ? ` if (vm.tailTarget !== null) { ${saveRegs()} vm.pc = ${pc}; return 1; }` : '';
       const initFix = dynInit ? ` INIT = (INIT & ~${0x3e}) | 1;` : '';
-      return `${args.join(' ')} vm.pc = ${pc}; vm.steps = steps; vm.depth = depth; H[${imm}](vm); steps = vm.steps;${tail} l0 = R[0]; h0 = R[1];${initFix} ${after(pc, 0)}`;
+      return `${args.join(' ')} vm.pc = ${pc}; vm.steps = steps; vm.depth = depth; ${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} H[${imm}](vm); steps = vm.steps;${tail} l0 = R[0]; h0 = R[1];${initFix} ${after(pc, 0)}`;
     }
     const c = cond(jop, d, (op & BPF_X) !== 0 ? s : null, imm, is32);
-    return `${after(pc, -1)} if (${c}) { pc = ${pc + 1 + off}; continue dispatch; }`;
+    if (ins) return `if (${c}) { ${ins.branch(pc, true, stepAfter(pc))} pc = ${pc + 1 + off}; continue dispatch; } ${ins.branch(pc, false, stepAfter(pc))}`;
+    return `if (${c}) { pc = ${pc + 1 + off}; continue dispatch; }`;
   }
 
   function ld(pc: number, op: number, d: number, s: number, imm: number): string {
@@ -662,15 +670,15 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       const at = FRAME_SIZE + off;
       if (at < 0 || at + size > FRAME_SIZE) return `throw vm.stackFault(${pc}, ${off}, ${size}, true, depth);`;
       const shadow = trackShadow ? markShadow(size, 'u') : '';
-      const rec = ins ? ins.afterStore(pc, size, `${STACK_REGION} + depth`, String(at)) : '';
+      const rec = ins ? ins.afterStore(pc, size, `${STACK_REGION} + depth`, String(at), vl, vh, stepAfter(pc)) : '';
       return `u = fp + ${off}; ${writeFlat(size, 'u', vl, vh)} ${shadow} ${rec}`;
     }
-    const rec = ins ? ins.afterStore(pc, size, 'i', 'u') : '';
+    const rec = ins ? ins.afterStore(pc, size, 'i', 'u', vl, vh, stepAfter(pc)) : '';
     const stackMark = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; ${markShadow(size, 'q')} } ` : '';
     return (
       `u = (${lo(d)} >>> 0) + ${off}; i = (${hi(d)} - ${HB}) >>> 0; ` +
       `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${stackMark}${rec} } ` +
-      `else { vm.store(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${vl}, ${vh}); }`
+      `else { ${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} vm.store(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${vl}, ${vh}); }`
     );
   }
 
@@ -686,7 +694,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       result = `l${s} = T[0]; h${s} = T[1]; ${setInit(s)}`;
       extra.push(s);
     }
-    const rec = ins ? ins.afterInsn(pc, extra.length ? extra[0]! : -1) : '';
-    return `vm.atomic(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${imm}, ${lo(s)}, ${hi(s)}, l0, h0); ${result} ${rec}`;
+    const rec = after(pc, extra.length ? extra[0]! : -1);
+    return `${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} vm.atomic(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${imm}, ${lo(s)}, ${hi(s)}, l0, h0); ${result} ${rec}`;
   }
 }
