@@ -1,0 +1,135 @@
+// What the recorder adds to a compiled program: every register write, store and conditional
+// jump is checked against a prediction, and only what the prediction gets wrong is written.
+//
+// Predictions (the reader makes the same ones, see decode.ts):
+//   - a register write or the value of a store at pc: the value written there last time plus
+//     the last difference between two successive values (low half), the high half unchanged;
+//   - the address of a store at pc: the region of last time, the offset of last time plus the
+//     last difference of offsets;
+//   - a conditional jump at pc: the direction it took last time (not taken the first time).
+// Every prediction starts from zero at the start of a run and at every keyframe.
+//
+// A record is a u16 header, little-endian: the low 12 bits are the number of instructions
+// executed since the previous record (0xfff: the number follows as a u32), the high 4 bits say
+// what follows: LO (the low half, i32), HI (the high half, i32), ADDR (region u16, offset u32),
+// FLIP (the jump went the other way; nothing follows).
+
+import type { Instrumentation } from '@rewind/vm';
+
+export const REC_LO = 1;
+export const REC_HI = 2;
+export const REC_ADDR = 4;
+export const REC_FLIP = 8;
+export const DELTA_ESCAPE = 0xfff;
+
+/** The buffer the compiled code writes records into, and the predictors' state. */
+export class StepBuffer {
+  u8: Uint8Array;
+  dv: DataView;
+  /** Bytes written. */
+  tp = 0;
+  /** Step (instructions executed in the run) of the last record. */
+  ls = 0;
+  /** Grow the buffer when tp passes this. */
+  limit: number;
+  /** Predictor state by pc: last value (lo, hi), last low-half difference; last region, offset, offset difference; last jump direction. */
+  readonly PL: Int32Array;
+  readonly PH: Int32Array;
+  readonly PS: Int32Array;
+  readonly PR: Int32Array;
+  readonly PO: Int32Array;
+  readonly POS: Int32Array;
+  readonly PB: Uint8Array;
+  /** The step of the instruction about to call out of line (helpers, slow-path stores). */
+  step = 0;
+
+  constructor(slots: number, initial = 1 << 16) {
+    this.u8 = new Uint8Array(initial);
+    this.dv = new DataView(this.u8.buffer);
+    this.limit = initial - 64;
+    this.PL = new Int32Array(slots);
+    this.PH = new Int32Array(slots);
+    this.PS = new Int32Array(slots);
+    this.PR = new Int32Array(slots);
+    this.PO = new Int32Array(slots);
+    this.POS = new Int32Array(slots);
+    this.PB = new Uint8Array(slots);
+  }
+
+  grow(): void {
+    const u8 = new Uint8Array(this.u8.length * 2);
+    u8.set(this.u8.subarray(0, this.tp));
+    this.u8 = u8;
+    this.dv = new DataView(u8.buffer);
+    this.limit = u8.length - 64;
+  }
+
+  /** Forgets every prediction (run start, keyframe). */
+  resetPredictions(): void {
+    this.PL.fill(0);
+    this.PH.fill(0);
+    this.PS.fill(0);
+    this.PR.fill(0);
+    this.PO.fill(0);
+    this.POS.fill(0);
+    this.PB.fill(0);
+    this.ls = 0;
+  }
+
+  /** Takes the records written so far and empties the buffer. */
+  take(): Uint8Array {
+    const out = this.u8.slice(0, this.tp);
+    this.tp = 0;
+    return out;
+  }
+}
+
+/**
+ * The instrumentation for a program compiled on a machine whose `rec` field holds the
+ * StepBuffer (set by the recorder before the program is loaded).
+ */
+export function stepInstrumentation(): Instrumentation {
+  // Writes a record header for step q with flags f (JavaScript, inlined by V8).
+  const prologue = `
+const REC = vm.rec;
+const PL = REC.PL, PH = REC.PH, PS = REC.PS, PR = REC.PR, PO = REC.PO, POS = REC.POS, PB = REC.PB;
+let TD = REC.dv, tp = 0, LS = 0, TLIM = 0;
+function recHead(q, f) {
+  const d = q - LS;
+  LS = q;
+  if (d < ${DELTA_ESCAPE}) { TD.setUint16(tp, d | (f << 12), true); tp += 2; }
+  else { TD.setUint16(tp, ${DELTA_ESCAPE} | (f << 12), true); TD.setUint32(tp + 2, d, true); tp += 6; }
+}
+function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
+  return {
+    prologue: () => prologue,
+    enter: () => `tp = REC.tp; LS = REC.ls; TD = REC.dv; TLIM = REC.limit;`,
+    epilogue: () => `REC.tp = tp; REC.ls = LS;`,
+    afterInsn(pc, dst, step) {
+      if (dst < 0) return '';
+      const L = `l${dst}`;
+      const H = `h${dst}`;
+      return (
+        `t = (${L} - PL[${pc}]) | 0; ` +
+        `if (t !== PS[${pc}] || ${H} !== PH[${pc}]) { s = (t !== PS[${pc}] ? ${REC_LO} : 0) | (${H} !== PH[${pc}] ? ${REC_HI} : 0); recHead(${step}, s); ` +
+        `if (s & ${REC_LO}) { TD.setInt32(tp, ${L}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${H}, true); tp += 4; } if (tp > TLIM) recGrow(); } ` +
+        `PS[${pc}] = t; PL[${pc}] = ${L}; PH[${pc}] = ${H};`
+      );
+    },
+    afterStore(pc, _size, region, at, vl, vh, step) {
+      return (
+        `t = (${vl} - PL[${pc}]) | 0; q = (${at} - PO[${pc}]) | 0; ` +
+        `s = (t !== PS[${pc}] ? ${REC_LO} : 0) | (${vh} !== PH[${pc}] ? ${REC_HI} : 0) | ((${region}) !== PR[${pc}] || q !== POS[${pc}] ? ${REC_ADDR} : 0); ` +
+        `if (s !== 0) { recHead(${step}, s); ` +
+        `if (s & ${REC_LO}) { TD.setInt32(tp, ${vl}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${vh}, true); tp += 4; } ` +
+        `if (s & ${REC_ADDR}) { TD.setUint16(tp, ${region}, true); TD.setUint32(tp + 2, ${at}, true); tp += 6; } if (tp > TLIM) recGrow(); } ` +
+        `PS[${pc}] = t; PL[${pc}] = ${vl}; PH[${pc}] = ${vh}; POS[${pc}] = q; PO[${pc}] = ${at}; PR[${pc}] = ${region};`
+      );
+    },
+    branch(pc, taken, step) {
+      const want = taken ? 1 : 0;
+      return `if (PB[${pc}] !== ${want}) { PB[${pc}] = ${want}; recHead(${step}, ${REC_FLIP}); if (tp > TLIM) recGrow(); }`;
+    },
+    beforeCall: (_pc, step) => `REC.step = ${step}; REC.tp = tp; REC.ls = LS;`,
+  };
+}

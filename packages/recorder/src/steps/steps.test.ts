@@ -1,0 +1,116 @@
+import { describe, expect, test } from 'vitest';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { assemble, LoadedProgram, Machine, parseDataFile, programFromBytecode, runOnMemory, RAW_ENTRY_REGS, type Bytecode, type Instrumentation } from '@rewind/vm';
+import { StepBuffer, stepInstrumentation } from './instrument.js';
+import { StepDecoder } from './decode.js';
+
+/** Logs every write explicitly: the independent account the predicted records must agree with. */
+function bruteForce(): Instrumentation {
+  return {
+    prologue: () => 'const LOG = vm.log;',
+    enter: () => '',
+    epilogue: () => '',
+    afterInsn: (pc, dst, step) => (dst < 0 ? `LOG.push([${step}, ${pc}, -1, 0, 0]);` : `LOG.push([${step}, ${pc}, ${dst}, l${dst}, h${dst}]);`),
+    afterStore: (pc, size, region, at, vl, vh, step) => `LOG.push([${step}, ${pc}, 's', ${region}, ${at} | 0, ${size}, ${vl}, ${vh}]);`,
+    branch: (pc, _taken, step) => `LOG.push([${step}, ${pc}, -1, 0, 0]);`,
+    beforeCall: () => '',
+  };
+}
+
+function record(code: Bytecode, mem: Uint8Array) {
+  const m = new Machine();
+  const buf = new StepBuffer(code.length);
+  (m as unknown as { rec: StepBuffer }).rec = buf;
+  const p = new LoadedProgram(programFromBytecode(code), m, { entryRegs: RAW_ENTRY_REGS, instrument: stepInstrumentation() });
+  buf.resetPredictions();
+  const r = runOnMemory(p, mem, { maxSteps: 5_000_000 });
+  return { r, records: buf.take(), machine: m };
+}
+
+function explicit(code: Bytecode, mem: Uint8Array) {
+  const m = new Machine();
+  const log: unknown[][] = [];
+  (m as unknown as { log: unknown[][] }).log = log;
+  const p = new LoadedProgram(programFromBytecode(code), m, { entryRegs: RAW_ENTRY_REGS, instrument: bruteForce() });
+  runOnMemory(p, mem, { maxSteps: 5_000_000 });
+  return log;
+}
+
+function check(code: Bytecode, mem: Uint8Array) {
+  const { r, records } = record(code, mem);
+  const log = explicit(code, mem);
+  const dec = new StepDecoder(code, records);
+  const writes = log.filter((e) => e[2] !== -1);
+  let wi = 0;
+  let steps = 0;
+  while (!dec.done) {
+    const s = dec.next();
+    steps++;
+    if (s.dst >= 0 || s.store) {
+      const e = writes[wi++]!;
+      expect(s.step).toBe(e[0]);
+      expect(s.pc).toBe(e[1]);
+      if (s.store) expect([s.store.region, s.store.offset | 0, s.store.size, s.store.lo, s.store.hi]).toEqual(e.slice(3));
+      else expect([s.dst, s.lo, s.hi]).toEqual(e.slice(2));
+    }
+  }
+  expect(wi).toBe(writes.length);
+  expect(steps).toBe(r.steps);
+  return { steps, bytes: records.length };
+}
+
+describe('step records', () => {
+  test('a loop records almost nothing, and decodes to every value it wrote', () => {
+    const code = assemble('mov %r0, 0\nmov %r1, 1000\nloop:\nadd %r0, 3\nsub %r0, 1\nadd %r1, -1\njne %r1, 0, loop\nexit');
+    const { steps, bytes } = check(code, new Uint8Array(0));
+    expect(steps).toBe(4003);
+    expect(bytes).toBeLessThan(64);
+  });
+
+  test('calls, stores, loads, 64-bit values and both jump directions', () => {
+    const code = assemble(`
+      mov %r6, 300
+      mov %r7, 0
+      lddw %r8, 0x123456789abcdef0
+    loop:
+      mov %r1, %r6
+      mov %r2, %r7
+      call local mix
+      mov %r7, %r0
+      stxdw [%r10-8], %r7
+      ldxw %r3, [%r10-8]
+      jset %r3, 4, odd
+      stxw [%r10-16], %r3
+      ja next
+    odd:
+      stb [%r10-1], 9
+    next:
+      mul %r8, %r7
+      add %r6, -1
+      jne %r6, 0, loop
+      mov %r0, %r8
+      exit
+    mix:
+      mov32 %r0, %r1
+      mul32 %r0, -1640531535
+      xor32 %r0, %r2
+      stxw [%r10-4], %r0
+      ldxw %r3, [%r10-4]
+      mod %r3, 1000003
+      add %r0, %r3
+      exit`);
+    check(code, new Uint8Array(0));
+  });
+
+  const bench = fileURLToPath(new URL('../../../../../shared/bench', import.meta.url));
+  test.skipIf(!existsSync(bench))('the bench programs, shortened, decode exactly', () => {
+    for (const f of readdirSync(bench).filter((x) => x.endsWith('.data'))) {
+      const t = parseDataFile(readFileSync(`${bench}/${f}`, 'utf8'), { file: f });
+      // The first load of a loop count (mov %rN, <count>) shrunk so the test runs quickly.
+      const code = t.code!;
+      for (let pc = 0; pc < code.length; pc++) if (code.op[pc] === 0xb7 && code.imm[pc]! >= 100_000) code.imm[pc] = 300;
+      check(code, t.mem ?? new Uint8Array(0));
+    }
+  });
+});
