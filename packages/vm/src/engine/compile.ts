@@ -145,10 +145,32 @@ export interface Compiled {
 
 export function compileProgram(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): Compiled {
   const { source, REM, usesShadow } = generate(code, an, env, opts);
-  type Made = Pick<Compiled, 'run' | 'invoke'>;
-  const factory = new Function('vm', 'REM', 'mulhu', 'bswap32', source) as (vm: unknown, rem: Int32Array, m: typeof mulhu, b: typeof bswap32) => Made;
-  const made = factory(env.vm, REM, mulhu, bswap32);
+  const made = factoryFor(source)(env.vm, REM, mulhu, bswap32);
   return { run: made.run, invoke: made.invoke, source, REM, usesShadow };
+}
+
+type Factory = (vm: unknown, rem: Int32Array, m: typeof mulhu, b: typeof bswap32) => Pick<Compiled, 'run' | 'invoke'>;
+
+/**
+ * Factories by generated source. Everything a program's code depends on is in its source or
+ * reached through the factory's arguments, so a second machine loading the same program (a
+ * new Session of the same object) gets functions from the same factory: they share V8's
+ * feedback and optimized code instead of warming up again.
+ */
+const factories = new Map<string, Factory>();
+const MAX_FACTORIES = 64;
+
+function factoryFor(source: string): Factory {
+  let f = factories.get(source);
+  if (f) {
+    // Most recently used last: the oldest is dropped first.
+    factories.delete(source);
+  } else {
+    f = new Function('vm', 'REM', 'mulhu', 'bswap32', source) as Factory;
+    if (factories.size >= MAX_FACTORIES) factories.delete(factories.keys().next().value!);
+  }
+  factories.set(source, f);
+  return f;
 }
 
 /** Upper 32 bits of the unsigned 64-bit product of two 32-bit values. */
@@ -695,6 +717,55 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       extra.push(s);
     }
     const rec = after(pc, extra.length ? extra[0]! : -1);
-    return `${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} vm.atomic(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${imm}, ${lo(s)}, ${hi(s)}, l0, h0); ${result} ${rec}`;
+    const slow = `${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} vm.atomic(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${imm}, ${lo(s)}, ${hi(s)}, l0, h0); ${result} ${rec}`;
+    // Without a recorder, and with nothing observing out-of-line writes, an atomic on a readable
+    // and writable flat region other than a stack frame (vm.atomic checks the frame's written
+    // bytes) is done inline: map value counters are the common case.
+    const inline = ins || d === 10 ? undefined : inlineAtomic(size, imm, s);
+    if (!inline) return slow;
+    return (
+      `u = (${lo(d)} >>> 0) + ${off}; i = (${hi(d)} - ${HB}) >>> 0; ` +
+      `if (i >= ${MAX_CALL_FRAMES} && i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i] && u + ${size} <= RHW[i] && vm.onWrite === undefined) { ${inline} } ` +
+      `else { ${slow} }`
+    );
+  }
+
+  /** The read-modify-write of an atomic at RV[i], RB[i] + u (old value in t, s), as vm.atomic does it. */
+  function inlineAtomic(size: number, imm: number, src: number): string | undefined {
+    const sl = lo(src);
+    const sh = hi(src);
+    const put = (vl: string, vh: string) => (size === 8 ? `V.setInt32(q, ${vl}, true); V.setInt32(q + 4, ${vh}, true);` : `V.setInt32(q, ${vl}, true);`);
+    let write: string;
+    switch (imm & ~BPF_FETCH) {
+      case BPF_ADD:
+        write = size === 8 ? `{ const a = (t >>> 0) + (${sl} >>> 0); ${put('a | 0', `(s + ${sh} + (a > 4294967295 ? 1 : 0)) | 0`)} }` : put(`(t + ${sl}) | 0`, '');
+        break;
+      case BPF_OR:
+        write = put(`t | ${sl}`, `s | ${sh}`);
+        break;
+      case BPF_AND:
+        write = put(`t & ${sl}`, `s & ${sh}`);
+        break;
+      case BPF_XOR:
+        write = put(`t ^ ${sl}`, `s ^ ${sh}`);
+        break;
+      case BPF_XCHG & ~BPF_FETCH:
+        if (imm !== BPF_XCHG) return undefined;
+        write = put(sl, sh);
+        break;
+      case BPF_CMPXCHG & ~BPF_FETCH:
+        if (imm !== BPF_CMPXCHG) return undefined;
+        write = `if (t === l0${size === 8 ? ' && s === h0' : ''}) { ${put(sl, sh)} }`;
+        break;
+      default:
+        return undefined;
+    }
+    // 32-bit forms zero-extend the old value.
+    const oldHi = size === 8 ? 's' : '0';
+    let result = '';
+    if (imm === BPF_CMPXCHG) result = `l0 = t; h0 = ${oldHi}; ${setInit(0)}`;
+    else if (imm & BPF_FETCH) result = `l${src} = t; h${src} = ${oldHi}; ${setInit(src)}`;
+    const read = size === 8 ? 't = V.getInt32(q, true); s = V.getInt32(q + 4, true);' : 't = V.getInt32(q, true); s = 0;';
+    return `const V = RV[i]; q = RB[i] + u; ${read} ${write} ${result}`;
   }
 }

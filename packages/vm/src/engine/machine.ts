@@ -5,7 +5,7 @@
 
 import { Fault, RewindError } from '../errors.js';
 import { MAX_CALL_FRAMES } from '../isa.js';
-import { boundsText, bytesText, formatRegionOffset, FRAME_SIZE, Memory, REGION_HI_BASE, STACK_REGION, type Region } from './memory.js';
+import { boundsText, bytesText, formatRegionOffset, FRAME_SIZE, MAX_REGIONS, Memory, REGION_HI_BASE, STACK_REGION, type Region } from './memory.js';
 
 /** A helper reads its arguments from m.R (r1 = R[2], R[3] ...) and leaves r0 in R[0], R[1]. */
 export type HelperFn = (m: Machine) => void;
@@ -24,6 +24,8 @@ export interface WriteObserver {
 
 const MASK64 = (1n << 64n) - 1n;
 const counted = new WeakSet<object>();
+/** Eight bytes seen as a 64-bit BigInt and as two 32-bit halves: converts without BigInt arithmetic. */
+const U64 = new DataView(new ArrayBuffer(8));
 
 export class Machine {
   /** r0..r10 as (lo, hi) pairs of int32: R[2i] = low half of ri, R[2i+1] = high half. */
@@ -60,7 +62,9 @@ export class Machine {
 
   /** Argument i (1..5) as an unsigned 64-bit BigInt. */
   arg(i: number): bigint {
-    return (BigInt(this.R[2 * i + 1]! >>> 0) << 32n) | BigInt(this.R[2 * i]! >>> 0);
+    U64.setInt32(0, this.R[2 * i]!, true);
+    U64.setInt32(4, this.R[2 * i + 1]!, true);
+    return U64.getBigUint64(0, true);
   }
   argLo(i: number): number {
     return this.R[2 * i]!;
@@ -71,9 +75,10 @@ export class Machine {
   /** Sets r0 from a number (sign-extended from 53 bits) or a BigInt (mod 2^64). */
   ret(v: number | bigint): void {
     if (typeof v === 'bigint') {
-      const u = BigInt.asUintN(64, v);
-      this.R[0] = Number(u & 0xffffffffn) | 0;
-      this.R[1] = Number(u >> 32n) | 0;
+      // setBigUint64 stores v mod 2^64, as BigInt.asUintN(64, v) gives it.
+      U64.setBigUint64(0, v, true);
+      this.R[0] = U64.getInt32(0, true);
+      this.R[1] = U64.getInt32(4, true);
     } else {
       this.R[0] = v | 0;
       this.R[1] = v < 0 ? Math.floor(v / 4294967296) | 0 : Math.floor(v / 4294967296) | 0;
@@ -95,9 +100,43 @@ export class Machine {
     return () => this.describeInsn(pc);
   }
 
+  /**
+   * Copies the `size` bytes at pointer (hi:lo) into `out` when they lie in memory compiled code
+   * reads inline (flat regions, map values) and returns true; false when the access needs the
+   * slow path, which checks it and reports what is wrong.
+   */
+  copyFlat(lo: number, hi: number, size: number, out: Uint8Array): boolean {
+    const i = (hi - REGION_HI_BASE) >>> 0;
+    const u = lo >>> 0;
+    const mem = this.mem;
+    if (i >= MAX_REGIONS || u < mem.RLO[i]! || u + size > mem.RHR[i]!) return false;
+    const dv = mem.RV[i]!;
+    const p = mem.RB[i]! + u;
+    if (size > 32) out.set(new Uint8Array(dv.buffer, dv.byteOffset + p, size));
+    else for (let k = 0; k < size; k++) out[k] = dv.getUint8(p + k);
+    return true;
+  }
+
+  /**
+   * `size` bytes at a pointer for a helper that only reads them before it returns: when they
+   * lie in flat memory or a map value, a copy in a buffer that the next call of the same size
+   * and `second` reuses (a helper reading two arguments passes `second` for the other one);
+   * undefined when the access needs `readBytes`.
+   */
+  peekBytes(lo: number, hi: number, size: number, second = false): Uint8Array | undefined {
+    if (size === 0 || size > 512) return undefined;
+    const bufs = second ? this.peeked2 : this.peeked;
+    const out = (bufs[size] ??= new Uint8Array(size));
+    return this.copyFlat(lo, hi, size, out) ? out : undefined;
+  }
+  private readonly peeked: Uint8Array[] = [];
+  private readonly peeked2: Uint8Array[] = [];
+
   /** Reads bytes at a pointer for a helper (argument memory), checking bounds. */
   readBytes(pc: number, lo: number, hi: number, size: number, what: string): Uint8Array {
     if (size === 0) return new Uint8Array(0);
+    const out = new Uint8Array(size);
+    if (this.copyFlat(lo, hi, size, out)) return out;
     const { r, at } = this.mem.resolve(pc, lo, hi, 0, size, false, () => what);
     if (r.handler) {
       const got = r.handler.read(at, size, pc);

@@ -85,6 +85,15 @@ export class Memory {
   readonly RHR = new Int32Array(MAX_REGIONS).fill(-1);
   readonly RHW = new Int32Array(MAX_REGIONS).fill(-1);
   readonly regions: (Region | undefined)[] = [];
+  /** Regions defined to outlive `releaseRegions` (1 per index): map values a session keeps. */
+  private readonly kept = new Uint8Array(MAX_REGIONS);
+  /** Indexes defined since the last `releaseRegions`, kept ones excepted. */
+  private defined: number[] = [];
+  /**
+   * Called when every region id is taken; returns true when it removed some (a session drops
+   * the map value regions it keeps but the current run has not used).
+   */
+  onExhausted: (() => boolean) | undefined;
   private flatTop: number;
 
   constructor(flatSize = 64 * 1024) {
@@ -146,16 +155,29 @@ export class Memory {
     for (const r of this.regions) if (r && !r.view) this.RV[r.index] = this.dv;
   }
 
-  /** Adds or replaces a region and refreshes its fast-path bounds. */
-  define(r: Region): Region {
+  /**
+   * Adds or replaces a region and refreshes its fast-path bounds. A region defined with `keep`
+   * survives `releaseRegions` until it is removed.
+   */
+  define(r: Region, keep = false): Region {
     if (r.index < 0 || r.index >= MAX_REGIONS) throw new RangeError(`too many memory regions (${MAX_REGIONS})`);
     this.regions[r.index] = r;
     this.refresh(r);
+    this.kept[r.index] = keep ? 1 : 0;
+    if (!keep && this.defined.push(r.index) > 2 * MAX_REGIONS) {
+      // A machine whose owner never releases (a bare Machine run over and over): drop what was removed.
+      this.defined = [...new Set(this.defined.filter((i) => this.regions[i] && !this.kept[i]))];
+    }
     return r;
   }
 
   /** The next free region index, or -1 when every id is taken. */
   nextIndex(): number {
+    const i = this.freeIndex();
+    if (i >= 0 || !this.onExhausted?.()) return i;
+    return this.freeIndex();
+  }
+  private freeIndex(): number {
     for (let i = this.searchFrom; i < MAX_REGIONS; i++) {
       if (!this.regions[i]) {
         this.searchFrom = i + 1;
@@ -171,11 +193,12 @@ export class Memory {
     return this.regions.length;
   }
 
+  /** Removes the regions defined at or above `mark` since the last release, except kept ones. */
   releaseRegions(mark: number): void {
-    for (let i = mark; i < this.regions.length; i++) if (this.regions[i]) this.remove(i);
-    this.regions.length = Math.min(this.regions.length, mark);
-    this.RV.length = Math.min(this.RV.length, mark);
-    this.searchFrom = Math.min(this.searchFrom, Math.max(mark, MAX_CALL_FRAMES));
+    const defined = this.defined;
+    if (defined.length === 0) return;
+    for (const i of defined) if (i >= mark && !this.kept[i] && this.regions[i]) this.remove(i);
+    this.defined = [];
   }
 
   /** Re-reads a region's bounds into the fast-path tables (call after changing lo/hi/base). */
@@ -191,6 +214,7 @@ export class Memory {
 
   remove(index: number): void {
     this.regions[index] = undefined;
+    this.kept[index] = 0;
     this.RHR[index] = -1;
     this.RHW[index] = -1;
     this.searchFrom = Math.min(this.searchFrom, index);

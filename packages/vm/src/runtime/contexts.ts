@@ -45,6 +45,7 @@ export const XDP_MD: CtxField[] = [
   { name: 'egress_ifindex', offset: 20, size: 4 },
 ];
 export const XDP_MD_SIZE = 24;
+const XDP_INGRESS_IFINDEX = 12;
 
 /** struct __sk_buff, include/uapi/linux/bpf.h, with the widths of the struct sk_buff fields behind it. */
 export const SK_BUFF: CtxField[] = [
@@ -84,6 +85,10 @@ export const SK_BUFF: CtxField[] = [
   { name: 'hwtstamp', offset: 184, size: 8 },
 ];
 export const SK_BUFF_SIZE = 192;
+const skbOffset = (name: string) => SK_BUFF.find((f) => f.name === name)!.offset;
+const SKB_PKT_TYPE = skbOffset('pkt_type');
+const SKB_PROTOCOL = skbOffset('protocol');
+const SKB_IFINDEX = skbOffset('ifindex');
 
 /** The verifier's answer for one access: undefined when allowed, else why it refuses. */
 export type CtxAccessRule = (f: CtxField, off: number, size: number, write: boolean) => string | undefined;
@@ -139,6 +144,23 @@ export class Context {
   readonly region: Region;
   readonly bytes: Uint8Array;
   private readonly dv: DataView;
+  /** The bytes as 32-bit words (contexts are multiples of 4 bytes). */
+  private readonly words: Int32Array;
+  private readonly byName = new Map<string, CtxField>();
+  /**
+   * The 4-byte slots a 4-byte load may read from the machine's context table instead of the
+   * slow path (CompileOptions.ctxSlots): 1 where the verifier lets a program load 4 bytes, the
+   * whole field (or one element of cb[]), for this program type.
+   */
+  readonly slots: Uint8Array;
+  /** Slots whose value is in `bytes` (1 per slot), and slots computed from the packet (pointers, skb->len). */
+  private readonly plainSlots: Uint8Array;
+  private readonly packetSlots: CtxField[] = [];
+  private readonly packetSlotIndex: number[] = [];
+  /** The machine's context table while this context is the running program's. */
+  private table: { lo: Int32Array; hi: Int32Array } | undefined;
+  /** Plain slots whose table entry may be nonzero since the last `clear`. */
+  private readonly tableDirty: number[] = [];
 
   constructor(
     mem: Memory,
@@ -152,6 +174,7 @@ export class Context {
   ) {
     this.bytes = new Uint8Array(size);
     this.dv = new DataView(this.bytes.buffer);
+    this.words = new Int32Array(this.bytes.buffer);
     const handler: RegionHandler = {
       read: (off, n) => this.read(off, n),
       loadValue: (off, n) => this.loadValue(off, n),
@@ -163,6 +186,71 @@ export class Context {
       },
     };
     this.region = mem.define({ index, kind: 'ctx', name: 'ctx', label: 'ctx', base: 0, lo: 0, hi: size, origin: 0, readable: true, writable: true, handler });
+    for (const f of fields) this.byName.set(f.name, f);
+    // A slot is in the table when loadValue(off, 4) is allowed and is the field's whole value.
+    this.slots = new Uint8Array(size >> 2);
+    this.plainSlots = new Uint8Array(size >> 2);
+    for (let k = 0; k < this.slots.length; k++) {
+      const f = this.access(4 * k, 4, false);
+      if (typeof f === 'string') continue;
+      if (f.pointer || f.derived) {
+        this.packetSlots.push(f);
+        this.packetSlotIndex.push(k);
+      } else if (f.raw || f.size === 4) {
+        this.plainSlots[k] = 1;
+      } else continue;
+      this.slots[k] = 1;
+    }
+    packet.watchers.push(() => this.syncPacketSlots());
+  }
+
+  /**
+   * Makes this context the one the machine's context table (lo, hi per 4-byte slot) mirrors, and
+   * keeps the table current through context writes and packet moves until `unbindTable`.
+   */
+  bindTable(lo: Int32Array, hi: Int32Array): void {
+    this.table = { lo, hi };
+    // High halves stay 0 for plain slots; only packet pointers set them.
+    lo.fill(0);
+    hi.fill(0);
+    this.tableDirty.length = 0;
+    this.syncPlainSlots(0, this.bytes.length);
+    this.syncPacketSlots();
+  }
+
+  unbindTable(): void {
+    this.table = undefined;
+  }
+
+  /** Table entries of the plain slots overlapping bytes [from, to). */
+  private syncPlainSlots(from: number, to: number): void {
+    const t = this.table;
+    if (!t) return;
+    const end = Math.min((to + 3) >> 2, this.plainSlots.length);
+    for (let k = from >> 2; k < end; k++) {
+      if (!this.plainSlots[k]) continue;
+      const v = this.dv.getInt32(4 * k, true);
+      if (v !== 0 && t.lo[k] === 0) this.tableDirty.push(k);
+      t.lo[k] = v;
+    }
+  }
+
+  /** Table entries of the packet pointers and skb->len, after the packet's bounds moved. */
+  private syncPacketSlots(): void {
+    const t = this.table;
+    if (!t) return;
+    const p = this.packet;
+    for (let j = 0; j < this.packetSlots.length; j++) {
+      const f = this.packetSlots[j]!;
+      const k = this.packetSlotIndex[j]!;
+      if (f.pointer) {
+        t.lo[k] = f.pointer(p);
+        t.hi[k] = REGION_HI_BASE + p.region.index;
+      } else {
+        t.lo[k] = f.derived!(p) | 0;
+        t.hi[k] = 0;
+      }
+    }
   }
 
   get pointer(): { lo: number; hi: number } {
@@ -223,6 +311,7 @@ export class Context {
     if (typeof f === 'string') return f;
     if (f.raw || f.size === 8) {
       this.bytes.set(b, off);
+      this.syncPlainSlots(off, off + b.length);
       return undefined;
     }
     const value = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
@@ -233,6 +322,7 @@ export class Context {
     } else {
       this.dv.setUint32(off, value, true);
     }
+    this.syncPlainSlots(off, off + 4);
     return undefined;
   }
 
@@ -246,6 +336,7 @@ export class Context {
     const at = f.offset + idx * f.size;
     if (value < 0n || value >= 1n << BigInt(8 * f.size)) throw new RewindError(`--ctx: ${spec}=${value} does not fit in ${f.size} bytes`);
     for (let k = 0; k < f.size; k++) this.bytes[at + k] = Number((value >> BigInt(8 * k)) & 0xffn);
+    this.syncPlainSlots(at, at + f.size);
   }
 
   /** A field's value as stored (the first element of an array field). */
@@ -260,10 +351,11 @@ export class Context {
     if (f.size === 4) this.dv.setUint32(f.offset, value >>> 0, true);
     else if (f.size === 8) this.dv.setBigUint64(f.offset, BigInt(value), true);
     else this.bytes[f.offset] = value;
+    this.syncPlainSlots(f.offset, f.offset + f.size);
   }
 
   private field(name: string): CtxField {
-    const f = this.fields.find((x) => x.name === name);
+    const f = this.byName.get(name);
     if (!f) throw new Error(`internal: ${this.structName} has no field ${name}`);
     return f;
   }
@@ -278,6 +370,30 @@ export class Context {
   prepare(type: ProgType, ctxIn: 'none' | 'bytes' | 'fields'): void {
     if (this.structName === 'xdp_md') this.prepareXdp(ctxIn);
     else this.prepareSkb(type, ctxIn);
+    // The packet slots followed the packet (PacketBuffer.refresh). Without a ctx_in, every byte
+    // written since `clear` went through setWord/setField, which keep the table; otherwise the
+    // caller wrote the bytes directly.
+    if (ctxIn !== 'none' || type === 'cgroup_skb') this.syncPlainSlots(0, this.bytes.length);
+  }
+
+  /** Zeroes the context's bytes (the ctx_in image before the caller's fields go in). */
+  clear(): void {
+    // Word stores beat TypedArray#fill's call overhead for small contexts.
+    const w = this.words;
+    if (w.length > 16) w.fill(0);
+    else for (let k = 0; k < w.length; k++) w[k] = 0;
+    const t = this.table;
+    const dirty = this.tableDirty;
+    while (dirty.length) {
+      const k = dirty.pop()!;
+      if (t) t.lo[k] = 0;
+    }
+  }
+
+  /** Writes a u32 field at `off` (a multiple of 4) and its table entry. */
+  private setWord(off: number, value: number): void {
+    this.dv.setUint32(off, value >>> 0, true);
+    this.syncPlainSlots(off, off + 4);
   }
 
   private refuse(field: string, why: string, errno = 'EINVAL'): never {
@@ -310,8 +426,11 @@ export class Context {
       }
     }
     // Without an ingress device the run's rx queue is the loopback device's.
-    if (this.get('ingress_ifindex') === 0) this.setField('ingress_ifindex', 1);
-    this.bytes.fill(0, 0, 12);
+    if (this.dv.getUint32(XDP_INGRESS_IFINDEX, true) === 0) this.setWord(XDP_INGRESS_IFINDEX, 1);
+    // data, data_end and data_meta read as pointers; their bytes stay zero.
+    this.dv.setUint32(0, 0);
+    this.dv.setUint32(4, 0);
+    this.dv.setUint32(8, 0);
   }
 
   private prepareSkb(type: ProgType, ctxIn: 'none' | 'bytes' | 'fields'): void {
@@ -336,20 +455,22 @@ export class Context {
     // program starts at the Ethernet header, as tc programs do in the kernel's test run and as
     // socket filters do on a packet socket (tcpdump's filters); the test run would start socket
     // filters at the network header and report the Ethernet header zeroed.
-    if (this.get('ifindex') <= 1) this.setField('ifindex', 1);
-    const buf = p.buffer();
+    if (this.dv.getUint32(SKB_IFINDEX, true) <= 1) this.setWord(SKB_IFINDEX, 1);
+    // The flat memory the buffer lives in (buffer offset o is at base + o): no view per run.
+    const buf = p.mem.u8;
     p.mac = p.data;
     p.network = p.data + 14;
     if (len >= 14) {
-      const dst = buf.subarray(p.data, p.data + 6);
+      const d = p.region.base + p.data;
       // The loopback device's address and broadcast address are all zero.
-      const pktType = dst.every((b) => b === 0) ? 0 : dst[0]! & 1 ? 2 : 3;
-      this.setField('pkt_type', pktType);
-      const etherType = (buf[p.data + 12]! << 8) | buf[p.data + 13]!;
+      const zero = (buf[d]! | buf[d + 1]! | buf[d + 2]! | buf[d + 3]! | buf[d + 4]! | buf[d + 5]!) === 0;
+      const pktType = zero ? 0 : buf[d]! & 1 ? 2 : 3;
+      this.setWord(SKB_PKT_TYPE, pktType);
+      const etherType = (buf[d + 12]! << 8) | buf[d + 13]!;
       // eth_proto_is_802_3(), else 802.3 raw (0xffff SAP) or 802.2 LLC.
       let proto = etherType;
-      if (etherType < 0x600) proto = len >= 16 && buf[p.data + 14] === 0xff && buf[p.data + 15] === 0xff ? 0x0001 : 0x0004;
-      this.setField('protocol', ((proto & 0xff) << 8) | (proto >> 8));
+      if (etherType < 0x600) proto = len >= 16 && buf[d + 14] === 0xff && buf[d + 15] === 0xff ? 0x0001 : 0x0004;
+      this.setWord(SKB_PROTOCOL, ((proto & 0xff) << 8) | (proto >> 8));
       if (type === 'cgroup_skb') this.socketFromHeader(proto);
     }
   }

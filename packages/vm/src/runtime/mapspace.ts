@@ -2,9 +2,15 @@
 // dereferenceable) and its values are reached through value regions: a lookup that finds slot
 // S gets a region of exactly valueSize bytes over the map's own storage, so every access
 // through the returned pointer is bounds-checked against that one value (`map_value(flows)+4`)
-// and the compiled code reads and writes it inline. Value regions made during a run are
-// released when the run ends (programs cannot keep pointers across runs); those of global data
-// (.rodata, .data, .bss) live as long as the session.
+// and the compiled code reads and writes it inline.
+//
+// A slot keeps its value region for the whole session: the slot's storage never moves (a hash
+// map reuses a deleted slot for a later key, and a pointer still addresses that storage, as a
+// pointer to a freed element does in the kernel), and programs cannot carry pointers from one
+// run to the next, so a later run looking up the same slot gets the same region back without
+// defining it again. When region ids run out, the regions the current run has not used are
+// dropped. Value regions of global data (.rodata, .data, .bss) are pointed to by lddw
+// immediates in compiled code and are never dropped.
 
 import { Fault } from '../errors.js';
 import { MAX_REGIONS, REGION_HI_BASE, type Memory, type Region, type RegionHandler } from '../engine/memory.js';
@@ -12,12 +18,22 @@ import type { BpfMap, ValueMap } from '../maps/map.js';
 import { isValueMap } from '../maps/map.js';
 import { BPF_F_RDONLY_PROG } from '../maps/uapi.js';
 
+/** A value region kept for a slot. */
+interface ValueRegion {
+  index: number;
+  /** The storage the region views (pageOf(slot) when it was made). */
+  page: Uint8Array;
+  /** The run that last handed it out. */
+  run: number;
+}
+
 interface MapEntryState {
   map: BpfMap;
+  mapIndex: number;
   handle: Region;
-  /** (slot → region index) for value regions made in the current run. */
-  values: Map<number, number>;
-  /** (slot → region index) for value regions kept for the session (global data). */
+  /** (slot → region) for value regions kept across runs: an array for maps of up to DENSE_SLOTS slots. */
+  values: Map<number, ValueRegion> | (ValueRegion | undefined)[];
+  /** (slot → region index) for value regions lddw immediates point to (global data). */
   fixed: Map<number, number>;
 }
 
@@ -34,9 +50,17 @@ const noAccess = (what: string): RegionHandler => ({
   describe: (off) => (off ? `${what}+${off}` : what),
 });
 
+/** Maps with at most this many value slots keep their value regions in an array indexed by slot. */
+const DENSE_SLOTS = 4096;
+
 export class MapSpace {
   private readonly entries: MapEntryState[] = [];
+  /** Handle region index → map index + 1 (0: not a handle). */
+  private byHandle = new Int32Array(0);
+  private readonly byMap = new Map<BpfMap, number>();
   private readonly byRegion = new Map<number, { entry: MapEntryState; slot: number }>();
+  /** Number of the current run (see beginRun). */
+  private run = 0;
 
   constructor(
     private readonly mem: Memory,
@@ -46,8 +70,18 @@ export class MapSpace {
       const index = mem.nextIndex();
       const label = `map(${map.name})`;
       const handle = mem.define({ index, kind: 'map', name: map.name, label, base: 0, lo: 0, hi: 0, origin: 0, readable: false, writable: false, handler: noAccess(label) });
-      this.entries.push({ map, handle, values: new Map(), fixed: new Map() });
+      const mapIndex = this.entries.length;
+      const dense = isValueMap(map) && map.slotCount <= DENSE_SLOTS;
+      this.entries.push({ map, mapIndex, handle, values: dense ? [] : new Map(), fixed: new Map() });
+      if (index >= this.byHandle.length) {
+        const grown = new Int32Array(Math.max(64, 2 * index));
+        grown.set(this.byHandle);
+        this.byHandle = grown;
+      }
+      this.byHandle[index] = mapIndex + 1;
+      if (!this.byMap.has(map)) this.byMap.set(map, mapIndex);
     }
+    mem.onExhausted = () => this.dropUnused();
   }
 
   /** The value of lddw with BPF_PSEUDO_MAP_IDX: a pointer to the map's handle. */
@@ -55,30 +89,75 @@ export class MapSpace {
     return { lo: 0, hi: REGION_HI_BASE + this.entries[mapIndex]!.handle.index };
   }
 
+  /** The index of the map a pointer refers to, or -1 when it is not a map handle. */
+  mapIndexOfPointer(lo: number, hi: number): number {
+    const i = (hi - REGION_HI_BASE) >>> 0;
+    if (lo !== 0 || i >= this.byHandle.length) return -1;
+    return this.byHandle[i]! - 1;
+  }
+
   /** The map a pointer refers to, or undefined when it is not a map handle. */
   mapOfPointer(lo: number, hi: number): BpfMap | undefined {
-    if (lo !== 0) return undefined;
-    const i = (hi - REGION_HI_BASE) >>> 0;
-    return this.entries.find((e) => e.handle.index === i)?.map;
+    const i = this.mapIndexOfPointer(lo, hi);
+    return i < 0 ? undefined : this.entries[i]!.map;
   }
 
   mapIndexOf(map: BpfMap): number {
-    return this.entries.findIndex((e) => e.map === map);
+    return this.byMap.get(map) ?? -1;
   }
 
-  /** A pointer to `off` bytes into the value in `slot` (made for this run, or for the session). */
+  /** A pointer to `off` bytes into the value in `slot` (for the session when `session`: lddw immediates). */
   valuePointer(mapIndex: number, slot: number, off = 0, pc = -1, session = false): { lo: number; hi: number } {
+    return { lo: off, hi: REGION_HI_BASE + (session ? this.fixedRegion(mapIndex, slot, pc) : this.valueRegion(mapIndex, slot, pc)) };
+  }
+
+  /** The region index of the value in `slot`, for a pointer the current run hands to the program. */
+  valueRegion(mapIndex: number, slot: number, pc = -1): number {
     const entry = this.entries[mapIndex]!;
-    const cache = session ? entry.fixed : entry.values;
-    let index = entry.fixed.get(slot) ?? cache.get(slot);
+    const fixed = entry.fixed.size ? entry.fixed.get(slot) : undefined;
+    if (fixed !== undefined) return fixed;
+    const map = entry.map as BpfMap & ValueMap;
+    const values = entry.values;
+    let v = Array.isArray(values) ? values[slot] : values.get(slot);
+    if (v !== undefined) {
+      v.run = this.run;
+      // Storage that can be replaced (a devmap's value when user space updates the slot) gets a fresh view.
+      if (map.pageOf(slot) === v.page) return v.index;
+      this.drop(entry, slot, v);
+    }
+    const index = this.define(entry, slot, pc);
+    v = { index, page: map.pageOf(slot), run: this.run };
+    if (Array.isArray(values)) values[slot] = v;
+    else values.set(slot, v);
+    return index;
+  }
+
+  private drop(entry: MapEntryState, slot: number, v: ValueRegion): void {
+    this.mem.remove(v.index);
+    this.byRegion.delete(v.index);
+    if (Array.isArray(entry.values)) entry.values[slot] = undefined;
+    else entry.values.delete(slot);
+  }
+
+  private fixedRegion(mapIndex: number, slot: number, pc: number): number {
+    const entry = this.entries[mapIndex]!;
+    let index = entry.fixed.get(slot);
     if (index === undefined) {
-      const map = entry.map as BpfMap & ValueMap;
-      if (!isValueMap(entry.map)) throw new Error(`internal: map ${entry.map.name} has no values to point into`);
-      index = this.mem.nextIndex();
-      if (index < 0) throw new Fault(`fault at insn ${pc}: more than ${MAX_REGIONS} map values pointed to in one run`, 'helper', pc);
-      const page = map.pageOf(slot);
-      const readonly = (map.def.flags & BPF_F_RDONLY_PROG) !== 0;
-      this.mem.define({
+      index = this.define(entry, slot, pc);
+      entry.fixed.set(slot, index);
+    }
+    return index;
+  }
+
+  private define(entry: MapEntryState, slot: number, pc: number): number {
+    if (!isValueMap(entry.map)) throw new Error(`internal: map ${entry.map.name} has no values to point into`);
+    const map = entry.map;
+    const index = this.mem.nextIndex();
+    if (index < 0) throw new Fault(`fault at insn ${pc}: more than ${MAX_REGIONS} map values pointed to in one run`, 'helper', pc);
+    const page = map.pageOf(slot);
+    const readonly = (map.def.flags & BPF_F_RDONLY_PROG) !== 0;
+    this.mem.define(
+      {
         index,
         kind: 'map_value',
         name: map.name,
@@ -90,11 +169,11 @@ export class MapSpace {
         origin: 0,
         readable: true,
         writable: !readonly,
-      });
-      cache.set(slot, index);
-      this.byRegion.set(index, { entry, slot });
-    }
-    return { lo: off, hi: REGION_HI_BASE + index };
+      },
+      true,
+    );
+    this.byRegion.set(index, { entry, slot });
+    return index;
   }
 
   /** Which map and slot a value region holds. */
@@ -103,11 +182,21 @@ export class MapSpace {
     return v && { map: v.entry.map, slot: v.slot };
   }
 
-  /** Forgets the value regions of the run that ended (the memory releases the ids). */
-  endRun(): void {
+  /** Starts a run: value regions handed out from now on belong to it. */
+  beginRun(): void {
+    this.run++;
+  }
+
+  /** Drops the kept value regions the current run has not handed out; true when it dropped any. */
+  private dropUnused(): boolean {
+    let dropped = false;
     for (const e of this.entries) {
-      for (const index of e.values.values()) this.byRegion.delete(index);
-      e.values.clear();
+      for (const [slot, v] of e.values.entries()) {
+        if (v === undefined || v.run === this.run) continue;
+        this.drop(e, slot, v);
+        dropped = true;
+      }
     }
+    return dropped;
   }
 }

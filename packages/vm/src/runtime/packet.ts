@@ -31,6 +31,8 @@ export class PacketBuffer {
   encapsulation = false;
   /** skb->ip_summed and csum_level: -1 for CHECKSUM_NONE (the test run's), 0..3 for CHECKSUM_UNNECESSARY at that level. */
   csumLevel = -1;
+  /** Called after the bounds change (refresh): contexts keep their packet pointers current. */
+  readonly watchers: (() => void)[] = [];
 
   constructor(
     readonly mem: Memory,
@@ -47,9 +49,13 @@ export class PacketBuffer {
     if (bytes.length > maxLen) throw new RewindError(`packet of ${bytes.length} bytes is larger than the ${maxLen} bytes the kernel allows here`);
     if (at < 0 || at + bytes.length > this.capacity) throw new RewindError(`packet of ${bytes.length} bytes does not fit the ${this.capacity}-byte buffer at offset ${at}`);
     const u8 = this.mem.u8;
-    // The kernel's test run starts from a zeroed buffer; only what earlier runs touched needs it.
-    if (this.dirtyHi > this.dirtyLo) u8.fill(0, this.region.base + this.dirtyLo, this.region.base + this.dirtyHi);
-    u8.set(bytes, this.region.base + at);
+    const base = this.region.base;
+    const end = at + bytes.length;
+    // The kernel's test run starts from a zeroed buffer; only what earlier runs touched needs
+    // it, and not where the new packet goes.
+    if (this.dirtyLo < Math.min(at, this.dirtyHi)) u8.fill(0, base + this.dirtyLo, base + Math.min(at, this.dirtyHi));
+    if (this.dirtyHi > Math.max(end, this.dirtyLo)) u8.fill(0, base + Math.max(end, this.dirtyLo), base + this.dirtyHi);
+    u8.set(bytes, base + at);
     this.dirtyLo = at;
     this.dirtyHi = at + bytes.length;
     this.meta = this.data = at;
@@ -70,6 +76,7 @@ export class PacketBuffer {
     r.hi = this.end;
     r.origin = this.data;
     this.mem.refresh(r);
+    for (const w of this.watchers) w();
   }
 
   get length(): number {

@@ -58,9 +58,9 @@ export interface RunOutcome {
   steps: number;
   fault?: Fault;
   warnings: Warning[];
-  /** The packet after the run (data to data_end). */
+  /** The packet after the run (data to data_end); a copy, possibly a view into a buffer shared with other outcomes' copies. */
   packet?: Uint8Array;
-  /** The context after the run. */
+  /** The context after the run (a copy, like `packet`). */
   ctx?: Uint8Array;
   output: OutputEvent[];
   /** The program that exited (differs from the entry after tail calls). */
@@ -94,6 +94,31 @@ export function verdictValue(name: string): number | undefined {
   return undefined;
 }
 
+/**
+ * Copies of the packet and the context for a RunOutcome. V8 gives a typed array over 64 bytes
+ * its own off-heap store, which costs about 0.7 µs to allocate, so larger copies are views into
+ * shared 64 KiB chunks (a chunk is freed when no outcome refers to it any more).
+ */
+function copyOut(src: Uint8Array, from: number, to: number): Uint8Array {
+  const n = to - from;
+  if (n <= 64 || n > COPY_CHUNK / 4) return src.slice(from, to);
+  if (copyTop + n > COPY_CHUNK) {
+    copyChunk = new ArrayBuffer(COPY_CHUNK);
+    copyTop = 0;
+  }
+  const out = new Uint8Array(copyChunk, copyTop, n);
+  out.set(from === 0 && to === src.length ? src : src.subarray(from, to));
+  copyTop += (n + 7) & ~7;
+  return out;
+}
+const COPY_CHUNK = 64 * 1024;
+let copyChunk = new ArrayBuffer(COPY_CHUNK);
+let copyTop = 0;
+
+const NO_INPUT: RunInput = {};
+const NO_OPTIONS: RunOptions = {};
+const NO_BYTES = new Uint8Array(0);
+
 /** Kernel limits of the test run's packet buffers. */
 export const XDP_PACKET_HEADROOM = 256;
 const XDP_FRAME = 4096;
@@ -116,6 +141,12 @@ export class Session {
   private readonly contexts = new Map<ProgType, Context>();
   private readonly regionMark: number;
   private readonly flatMark: number;
+  /** The context the machine's context table mirrors (the last run's). */
+  private tableContext: Context | undefined;
+  /** The program the last run looked up by name and its context, for the next run of the same name. */
+  private last: { name: string | undefined; lp: LoadedProgram; ctx: Context | undefined } | undefined;
+  /** RunOptions of a run given none. */
+  private readonly runOpts: RunOptions;
   /** Output of the current run (printk lines, ring buffer and perf samples). */
   output: OutputEvent[] = [];
   timeNs = 0n;
@@ -173,10 +204,13 @@ export class Session {
     });
     this.regionMark = mem.regionMark;
     this.flatMark = mem.flatMark;
+    this.runOpts = { maxSteps: opts.maxSteps, strict: opts.strict };
   }
 
   /** The program by name (default: the first), compiled on first use. */
   program(name?: string): LoadedProgram {
+    const known = name === undefined ? undefined : this.loaded.get(name);
+    if (known) return known;
     const prog = name === undefined ? this.programs[0] : this.programs.find((p) => p.name === name);
     if (!prog) throw new RewindError(name === undefined ? 'the object has no programs' : `no program named '${name}' (programs: ${this.programs.map((p) => p.name).join(', ')})`);
     let lp = this.loaded.get(prog.name);
@@ -186,6 +220,7 @@ export class Session {
         allowLdAbs: prog.type === 'socket' || prog.type === 'tc',
         entryRegs: prog.type === 'raw' ? RAW_ENTRY_REGS : 0b10,
         instrument: this.opts.instrument,
+        ctxSlots: this.contexts.get(prog.type)?.slots,
         resolveLddw: (pc, src, imm, nextImm) => {
           if (src === BPF_PSEUDO_MAP_IDX) return this.mapSpace.handlePointer(imm);
           if (src === BPF_PSEUDO_MAP_IDX_VALUE) return this.mapSpace.valuePointer(imm, 0, nextImm, pc, true);
@@ -198,35 +233,51 @@ export class Session {
   }
 
   /** Runs a program once on one input. Maps keep what the run did to them. */
-  run(programName: string | undefined, input: RunInput = {}, opts: RunOptions = {}): RunOutcome {
-    const lp = this.program(programName);
+  run(programName: string | undefined, input: RunInput = NO_INPUT, opts: RunOptions = NO_OPTIONS): RunOutcome {
+    let last = this.last;
+    if (last === undefined || last.name !== programName) {
+      const found = this.program(programName);
+      last = this.last = { name: programName, lp: found, ctx: this.contexts.get(found.program.type) };
+    }
+    const { lp, ctx } = last;
     const type = lp.program.type;
     const m = this.machine;
     this.output = [];
     this.tailCalls = 0;
     this.timeNs = input.timeNs ?? this.timeNs;
-    const ctx = this.contexts.get(type);
     if (input.packet) {
       if (type === 'xdp') this.packet.load(input.packet, XDP_FRAME - XDP_PACKET_HEADROOM - XDP_TAILROOM);
       else this.packet.load(input.packet, SKB_MAX);
     } else {
-      this.packet.load(new Uint8Array(0));
+      this.packet.load(NO_BYTES);
     }
     if (ctx) {
-      ctx.bytes.fill(0);
+      ctx.clear();
       if (input.ctxBytes) {
         if (input.ctxBytes.length > ctx.bytes.length) throw new RewindError(`--ctx-file: ${input.ctxBytes.length} bytes, ${ctx.structName} is ${ctx.bytes.length}`);
         ctx.bytes.set(input.ctxBytes);
       }
-      for (const [k, v] of Object.entries(input.ctx ?? {})) ctx.set(k, BigInt(v));
+      let fields = false;
+      if (input.ctx) {
+        for (const [k, v] of Object.entries(input.ctx)) {
+          ctx.set(k, BigInt(v));
+          fields = true;
+        }
+      }
+      // The machine's context table mirrors the running program's context.
+      if (this.tableContext !== ctx) {
+        this.tableContext?.unbindTable();
+        ctx.bindTable(m.ctxLo, m.ctxHi);
+        this.tableContext = ctx;
+      }
       // What bpf_prog_test_run_xdp/skb make of the packet and the ctx_in.
-      ctx.prepare(type, input.ctxBytes ? 'bytes' : Object.keys(input.ctx ?? {}).length ? 'fields' : 'none');
+      ctx.prepare(type, input.ctxBytes ? 'bytes' : fields ? 'fields' : 'none');
     } else if (input.ctxBytes) {
       // Program types without a modelled context get their bytes as plain memory.
       throw new RewindError(`programs of type ${type} take no context in Rewind; run them with --type xdp|tc|socket`);
     }
-    m.R.fill(0);
-    this.mapSpace.endRun();
+    for (let k = 0; k < 22; k++) m.R[k] = 0;
+    this.mapSpace.beginRun();
     m.mem.releaseRegions(this.regionMark);
     m.mem.resetFlat(this.flatMark);
     if (type === 'raw') {
@@ -236,15 +287,16 @@ export class Session {
       m.R[3] = REGION_HI_BASE + region.index;
       m.R[4] = bytes.length;
     } else {
-      const ptr = ctx?.pointer ?? { lo: 0, hi: 0 };
-      m.R[2] = ptr.lo;
-      m.R[3] = ptr.hi;
+      // r1: the context (offset 0 of its region), or 0 for types without one.
+      m.R[2] = 0;
+      m.R[3] = ctx ? REGION_HI_BASE + ctx.region.index : 0;
     }
     beginHelperRun(this.env, lp);
-    const result = execute(lp, { maxSteps: this.opts.maxSteps, strict: this.opts.strict, ...opts });
-    const after = endHelperRun(this.env, result);
+    const result = execute(lp, opts === NO_OPTIONS ? this.runOpts : { ...this.runOpts, ...opts });
+    // The low half of r0, as execute left it in the machine.
+    const retval = m.R[0]! >>> 0;
+    const after = endHelperRun(this.env, result, retval);
     this.runs++;
-    const retval = Number(result.r0 & 0xffffffffn);
     return {
       r0: result.r0,
       retval,
@@ -252,8 +304,8 @@ export class Session {
       steps: result.steps,
       fault: result.fault,
       warnings: after.warnings.length ? [...result.warnings, ...after.warnings] : result.warnings,
-      packet: input.packet || type === 'xdp' || type === 'tc' ? this.packet.bytes() : undefined,
-      ctx: ctx?.bytes.slice(),
+      packet: input.packet || type === 'xdp' || type === 'tc' ? copyOut(m.mem.u8, this.packet.region.base + this.packet.data, this.packet.region.base + this.packet.end) : undefined,
+      ctx: ctx && copyOut(ctx.bytes, 0, ctx.bytes.length),
       output: this.output,
       program: result.program,
       pc: result.pc,

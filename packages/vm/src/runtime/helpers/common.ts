@@ -33,19 +33,25 @@ export function helperFault(m: Machine, id: number, what: string): Fault {
 
 /** The map argument i (a pointer loaded by `lddw rX, map`). */
 export function mapArg(env: HelperEnv, m: Machine, id: number, i: number): BpfMap {
-  const map = env.mapSpace.mapOfPointer(m.argLo(i), m.argHi(i));
-  if (!map) throw helperFault(m, id, `argument ${i} (r${i}) is not a map (${m.mem.describePointer(m.argLo(i), m.argHi(i)) ?? 'a scalar'})`);
-  return map;
+  return env.mapSpace.maps[mapIndexArg(env, m, id, i)]!;
+}
+
+/** The index in the session's maps of the map argument i. */
+export function mapIndexArg(env: HelperEnv, m: Machine, id: number, i: number): number {
+  const index = env.mapSpace.mapIndexOfPointer(m.argLo(i), m.argHi(i));
+  if (index < 0) throw helperFault(m, id, `argument ${i} (r${i}) is not a map (${m.mem.describePointer(m.argLo(i), m.argHi(i)) ?? 'a scalar'})`);
+  return index;
 }
 
 /**
  * Helpers whose prototype has pkt_access (map lookup, update, delete, push, lookup_percpu,
  * csum_diff): only their memory arguments may point into the packet.
  */
-const PKT_ACCESS = new Set([1, 2, 3, 28, 87, 195]);
+const PKT_ACCESS = new Uint8Array(HELPER_NAMES.length);
+for (const id of [1, 2, 3, 28, 87, 195]) PKT_ACCESS[id] = 1;
 
 function checkPacketArg(m: Machine, id: number, i: number): void {
-  if (PKT_ACCESS.has(id) || m.mem.regionOf(m.argHi(i))?.kind !== 'packet') return;
+  if (PKT_ACCESS[id] || m.mem.regionOf(m.argHi(i))?.kind !== 'packet') return;
   throw helperFault(m, id, `argument ${i} (r${i}) points into the packet (${m.mem.describePointer(m.argLo(i), m.argHi(i))}): helper access to the packet is not allowed (the verifier refuses this)`);
 }
 
@@ -53,6 +59,16 @@ function checkPacketArg(m: Machine, id: number, i: number): void {
 export function memArg(m: Machine, id: number, i: number, size: number, what: string): Uint8Array {
   checkPacketArg(m, id, i);
   return m.readBytes(m.pc, m.argLo(i), m.argHi(i), size, `${HELPER_NAMES[id]} reads ${what} from r${i}`);
+}
+
+/**
+ * Like memArg, for memory the helper is done with before it returns (map keys and values the
+ * map copies): the bytes may be in a buffer the next such read reuses. `second` keeps a second
+ * argument of the same size apart from the first.
+ */
+export function memArgTransient(m: Machine, id: number, i: number, size: number, what: string, second = false): Uint8Array {
+  checkPacketArg(m, id, i);
+  return m.peekBytes(m.argLo(i), m.argHi(i), size, second) ?? m.readBytes(m.pc, m.argLo(i), m.argHi(i), size, `${HELPER_NAMES[id]} reads ${what} from r${i}`);
 }
 
 /** Writes bytes to the memory at the pointer in argument i. */

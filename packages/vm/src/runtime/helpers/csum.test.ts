@@ -42,6 +42,31 @@ describe('one\'s complement arithmetic', () => {
     expect(csumFrom32to16(csumPartial(b, 0x12345678))).toBe(csumFrom32to16(csumAdd(csumPartial(b, 0), 0x12345678)));
   });
 
+  it('csum_partial is x86-64\'s 64-bit end-around-carry sum, computed here without BigInt', () => {
+    // arch/x86/lib/csum-partial_64.c as 64-bit arithmetic: add little-endian u64 words (the tail
+    // zero-padded) with end-around carry, then take the high half of t + ror64(t, 32).
+    const MASK64 = (1n << 64n) - 1n;
+    const reference = (b: Uint8Array, seed: number) => {
+      let t = BigInt(seed >>> 0);
+      for (let i = 0; i < b.length; i += 8) {
+        let w = 0n;
+        for (let k = Math.min(b.length, i + 8) - 1; k >= i; k--) w = (w << 8n) | BigInt(b[k]!);
+        t += w;
+        if (t > MASK64) t = (t & MASK64) + 1n;
+      }
+      return Number((((t + (((t >> 32n) | (t << 32n)) & MASK64)) & MASK64) >> 32n));
+    };
+    for (let n = 0; n < 120; n++) {
+      for (const seed of [0, 1, 0xffffffff, 0x80000000, 0x1234abcd]) {
+        const b = random(n, n * 31 + seed);
+        expect(csumPartial(b, seed), `length ${n}, seed ${seed}`).toBe(reference(b, seed));
+      }
+      // All-ones data drives every carry path (end-around carries on each word).
+      const ones = new Uint8Array(n).fill(0xff);
+      expect(csumPartial(ones, 0xffffffff), `ones, length ${n}`).toBe(reference(ones, 0xffffffff));
+    }
+  });
+
   it('csum_add/csum_sub carry around; csum_fold complements', () => {
     expect(csumAdd(0xffffffff, 1)).toBe(1);
     expect(csumAdd(0x80000000, 0x80000000)).toBe(1);

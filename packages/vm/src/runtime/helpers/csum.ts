@@ -10,7 +10,7 @@
 
 import type { HelperFn } from '../../engine/machine.js';
 import type { HelperEnv } from './index.js';
-import { EACCES, EFAULT, EINVAL, ENOTSUPP, ctxArg, memArg, packetWritten, requireType, sizeArg } from './common.js';
+import { EACCES, EFAULT, EINVAL, ENOTSUPP, ctxArg, memArgTransient, packetWritten, requireType, sizeArg } from './common.js';
 
 /** csum_add(): 32-bit one's complement addition (end-around carry). */
 export function csumAdd(a: number, b: number): number {
@@ -57,27 +57,38 @@ export function csumReplace2(field: number, from: number, to: number): number {
   return ~csum16Add(csum16Add(~field & 0xffff, ~from & 0xffff), to & 0xffff) & 0xffff;
 }
 
-const MASK64 = (1n << 64n) - 1n;
-
 /**
  * csum_partial() of x86-64: little-endian 64-bit words (the tail zero-padded) added with
- * end-around carry on top of `seed`, folded to 32 bits by csum_finalize_sum().
+ * end-around carry on top of `seed`, folded to 32 bits by csum_finalize_sum(). The 64-bit sum
+ * is kept as two unsigned 32-bit halves.
  */
 export function csumPartial(bytes: Uint8Array, seed: number): number {
-  let t = BigInt(seed >>> 0);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < bytes.length; i += 8) {
-    let w: bigint;
-    if (i + 8 <= bytes.length) w = dv.getBigUint64(i, true);
-    else {
-      w = 0n;
-      for (let k = bytes.length - 1; k >= i; k--) w = (w << 8n) | BigInt(bytes[k]!);
+  let lo = seed >>> 0;
+  let hi = 0;
+  const n = bytes.length;
+  for (let i = 0; i < n; i += 8) {
+    const wl = word32(bytes, i, n);
+    const wh = word32(bytes, i + 4, n);
+    const l = lo + wl;
+    const h = hi + wh + (l > 0xffffffff ? 1 : 0);
+    lo = l >>> 0;
+    hi = h >>> 0;
+    // A carry out of bit 63 comes back in at bit 0; the sum is then at most 2^64 - 2, so this cannot carry again.
+    if (h > 0xffffffff) {
+      lo = (lo + 1) >>> 0;
+      if (lo === 0) hi = (hi + 1) >>> 0;
     }
-    t += w;
-    if (t > MASK64) t = (t & MASK64) + 1n;
   }
-  const ror = ((t >> 32n) | (t << 32n)) & MASK64;
-  return Number(((t + ror) & MASK64) >> 32n);
+  // The high half of t + ror64(t, 32).
+  return (hi + lo + (lo + hi > 0xffffffff ? 1 : 0)) >>> 0;
+}
+
+/** The little-endian u32 at i, bytes past n read as zero. */
+function word32(b: Uint8Array, i: number, n: number): number {
+  if (i + 4 <= n) return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
+  let w = 0;
+  for (let k = Math.min(n, i + 4) - 1; k >= i; k--) w = (w << 8) | b[k]!;
+  return w >>> 0;
 }
 
 /** bpf_csum_diff(): the 16-bit folded sum of `to` minus `from` on top of `seed`. */
@@ -151,8 +162,8 @@ export function csumHelpers(env: HelperEnv): Map<number, HelperFn> {
     requireType(env, m, 28, ['tc', 'xdp']);
     const fromSize = sizeArg(m, 28, 2, true);
     const toSize = sizeArg(m, 28, 4, true);
-    const from = memArg(m, 28, 1, fromSize, 'the old data');
-    const to = memArg(m, 28, 3, toSize, 'the new data');
+    const from = memArgTransient(m, 28, 1, fromSize, 'the old data');
+    const to = memArgTransient(m, 28, 3, toSize, 'the new data', true);
     m.ret(csumDiff(from, to, m.argLo(5)));
   });
 

@@ -128,11 +128,27 @@ export function kernelHelpers(env: HelperEnv, fib: FibRoute[]): Map<number, Help
   return all;
 }
 
-/** Starts a run of `program`: helper state from the previous run is gone. */
+/** Starts a run of `program`: helper state from the previous run is gone (reset in place). */
 export function beginHelperRun(env: HelperEnv, program: LoadedProgram): void {
-  env.run = newHelperRunState();
-  env.run.program = program;
+  const run = env.run;
+  run.program = program;
+  run.redirect = undefined;
+  if (run.reservations.size) run.reservations.clear();
+  run.lock = undefined;
+  run.tunnel = undefined;
+  run.hashValid = false;
+  if (run.keyRegions.size) run.keyRegions.clear();
+  // The previous run's outcome may hold the warnings array: never clear it, replace it.
+  if (run.warnings.length) run.warnings = [];
+  if (run.nondeterministic.size) run.nondeterministic.clear();
 }
+
+/** The low 32 bits of r0 (an unsigned 64-bit value) without BigInt arithmetic. */
+export function retvalOf(r0: bigint): number {
+  return r0 < 0x100000000n ? Number(r0) : Number(r0 & 0xffffffffn);
+}
+
+const NO_HELPERS: string[] = [];
 
 const XDP_REDIRECT = 4;
 const TC_ACT_REDIRECT = 7;
@@ -142,9 +158,9 @@ const TC_ACT_REDIRECT = 7;
  * buffer sample, a held spin lock) becomes a warning and is undone, the context gets the values
  * the kernel's test run copies back, and a redirect verdict names its target.
  */
-export function endHelperRun(env: HelperEnv, result: RunResult): { warnings: Warning[]; redirect?: RedirectTarget; nondeterministic: string[] } {
+export function endHelperRun(env: HelperEnv, result: RunResult, retval = retvalOf(result.r0)): { warnings: Warning[]; redirect?: RedirectTarget; nondeterministic: string[] } {
   const run = env.run;
-  finishReservations(env);
+  if (run.reservations.size) finishReservations(env);
   const lock = run.lock;
   if (lock) {
     run.warnings.push({ pc: lock.pc, step: lock.step, message: `warning at insn ${lock.pc}: bpf_spin_lock was taken and never released (the verifier refuses programs that exit holding a lock); Rewind released it` });
@@ -153,7 +169,10 @@ export function endHelperRun(env: HelperEnv, result: RunResult): { warnings: War
   }
   const type = run.program?.program.type;
   if (type) env.context(type)?.finishRun();
-  const retval = Number(result.r0 & 0xffffffffn);
   const redirected = !result.fault && ((type === 'xdp' && retval === XDP_REDIRECT) || (type === 'tc' && retval === TC_ACT_REDIRECT));
-  return { warnings: run.warnings, redirect: redirected ? run.redirect : undefined, nondeterministic: [...run.nondeterministic].map((id) => HELPER_NAMES[id]!) };
+  return {
+    warnings: run.warnings,
+    redirect: redirected ? run.redirect : undefined,
+    nondeterministic: run.nondeterministic.size ? [...run.nondeterministic].map((id) => HELPER_NAMES[id]!) : NO_HELPERS,
+  };
 }

@@ -5,21 +5,20 @@ import type { HelperFn } from '../../engine/machine.js';
 import { isValueMap } from '../../maps/map.js';
 import { FdArrayMap, HashOfMapsMap } from '../../maps/fd_maps.js';
 import type { HelperEnv } from './index.js';
-import { helperFault, mapArg, memArg, writeArg } from './common.js';
+import { helperFault, mapArg, mapIndexArg, memArg, memArgTransient, writeArg } from './common.js';
 
 export function mapHelpers(env: HelperEnv): Map<number, HelperFn> {
   const h = new Map<number, HelperFn>();
 
   // 1: void *bpf_map_lookup_elem(struct bpf_map *map, const void *key)
   h.set(1, (m) => {
-    const map = mapArg(env, m, 1, 1);
-    const key = memArg(m, 1, 2, map.keySize, 'the key');
+    const mapIndex = mapIndexArg(env, m, 1, 1);
+    const map = env.mapSpace.maps[mapIndex]!;
+    const key = memArgTransient(m, 1, 2, map.keySize, 'the key');
     if (isValueMap(map)) {
       const slot = map.lookupSlot(key, env.session.cpu);
       if (slot < 0) return m.ret(0);
-      const p = env.mapSpace.valuePointer(env.mapSpace.mapIndexOf(map), slot, 0, m.pc);
-      m.R[0] = p.lo;
-      m.R[1] = p.hi;
+      m.retPointer(env.mapSpace.valueRegion(mapIndex, slot, m.pc), 0);
       return;
     }
     if (map instanceof FdArrayMap || map instanceof HashOfMapsMap) {
@@ -39,8 +38,9 @@ export function mapHelpers(env: HelperEnv): Map<number, HelperFn> {
   // 2: long bpf_map_update_elem(struct bpf_map *map, const void *key, const void *value, u64 flags)
   h.set(2, (m) => {
     const map = mapArg(env, m, 2, 1);
-    const key = memArg(m, 2, 2, map.keySize, 'the key');
-    const value = memArg(m, 2, 3, map.valueSize, 'the value');
+    // Maps copy what they keep of the key and the value.
+    const key = memArgTransient(m, 2, 2, map.keySize, 'the key');
+    const value = memArgTransient(m, 2, 3, map.valueSize, 'the value', true);
     const flags = m.argHi(4) !== 0 ? 0xffffffff : m.argLo(4) >>> 0;
     m.ret(map.update(key, value, flags, env.session.cpu));
   });
@@ -48,7 +48,7 @@ export function mapHelpers(env: HelperEnv): Map<number, HelperFn> {
   // 3: long bpf_map_delete_elem(struct bpf_map *map, const void *key)
   h.set(3, (m) => {
     const map = mapArg(env, m, 3, 1);
-    const key = memArg(m, 3, 2, map.keySize, 'the key');
+    const key = memArgTransient(m, 3, 2, map.keySize, 'the key');
     m.ret(map.delete(key));
   });
 

@@ -68,6 +68,15 @@ describe('bpf_tail_call', () => {
     expect(out.retval).toBe(77);
     expect(out.program).toBe('xdp_last');
   });
+
+  it('faults on a slot holding a program of another type, which the kernel never lets into the map', () => {
+    const s = session();
+    const jumps = s.maps.find((m) => m.name === 'jumps') as FdArrayMap<Program>;
+    jumps.setSlot(0, { ...s.programs.find((p) => p.name === 'xdp_last')!, name: 'tc_last', type: 'tc' });
+    expect(s.run('xdp_first', { packet: new Uint8Array(60) }).fault?.message).toMatch(
+      /bpf_tail_call: slot 0 of 'jumps' holds 'tc_last', a tc program; a xdp program can only tail-call xdp programs/,
+    );
+  });
 });
 
 describe('the flow hash', () => {

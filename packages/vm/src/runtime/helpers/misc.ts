@@ -12,6 +12,7 @@ import { bprintf } from './printk.js';
 export const MAX_TAIL_CALL_CNT = 33;
 /** MAX_BPRINTF_BUF: trace_printk's output buffer, NUL included. */
 const MAX_BPRINTF_BUF = 1024;
+const decoder = new TextDecoder();
 
 export function miscHelpers(env: HelperEnv): Map<number, HelperFn> {
   const h = new Map<number, HelperFn>();
@@ -46,6 +47,10 @@ export function miscHelpers(env: HelperEnv): Map<number, HelperFn> {
     if (env.session.tailCalls >= MAX_TAIL_CALL_CNT) return;
     const target = (map as FdArrayMap<Program>).lookupTarget(index);
     if (!target) return;
+    const from = env.run.program?.program.type;
+    // bpf_prog_array_compatible(): a prog_array only ever holds programs of its owner's type,
+    // whose context r1 still points to (and whose compiled context loads assume).
+    if (from !== undefined && target.type !== from) throw helperFault(m, 12, `slot ${index} of '${map.name}' holds '${target.name}', a ${target.type} program; a ${from} program can only tail-call ${from} programs (the kernel refuses to put it in the map)`);
     env.session.tailCalls++;
     const next = env.program(target.name);
     env.run.program = next;
@@ -62,7 +67,7 @@ export function miscHelpers(env: HelperEnv): Map<number, HelperFn> {
     const r = bprintf(m, fmt.subarray(0, nul), [m.arg(3), m.arg(4), m.arg(5)]);
     if (typeof r === 'number') return m.ret(r);
     const shown = r.bytes.subarray(0, MAX_BPRINTF_BUF - 1);
-    env.emit({ kind: 'printk', text: new TextDecoder().decode(shown) });
+    env.emit({ kind: 'printk', text: decoder.decode(shown) });
     m.ret(r.bytes.length);
   });
   return h;

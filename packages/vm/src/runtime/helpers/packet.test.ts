@@ -4,10 +4,12 @@
 
 import { describe, expect, it } from 'vitest';
 import { assemble } from '../../asm/assemble.js';
-import type { Region } from '../../engine/memory.js';
+import { Memory, type Region } from '../../engine/memory.js';
 import { programFromBytecode } from '../../engine/vm.js';
 import type { ProgType } from '../../program.js';
 import { Session } from '../session.js';
+import { createContext } from '../contexts.js';
+import { PacketBuffer } from '../packet.js';
 
 const session = (type: ProgType, text: string) => new Session([{ ...programFromBytecode(assemble(text), 'p'), type }], []);
 const frame = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i + 1) & 0xff);
@@ -55,5 +57,53 @@ describe('what the verifier would refuse', () => {
     expect(session('xdp', 'ldxw %r1, [%r1+0]\nmov %r2, 4\nmov %r3, 0\ncall 182\nexit').run('p', { packet: frame(60) }).fault?.message).toMatch(
       /bpf_strncmp: argument 1 \(r1\) points into the packet \(pkt\+0\): helper access to the packet is not allowed/,
     );
+  });
+});
+
+describe('context loads', () => {
+  // r6 is the context as the program got it: its 4-byte loads read the machine's context table.
+  // r7 is the same pointer reloaded from the stack, which the compiler cannot follow: its loads
+  // take the slow path through the context's rules. r0 ORs together every difference between
+  // the two, before and after the program changes the packet and the context.
+  const compare = (offsets: number[]) => offsets.map((off) => `ldxw %r2, [%r6+${off}]\nldxdw %r7, [%r10-8]\nldxw %r3, [%r7+${off}]\nxor %r2, %r3\nor %r9, %r2`).join('\n');
+  const program = (offsets: number[], change: string) => `
+    mov %r6, %r1
+    stxdw [%r10-8], %r1
+    mov %r9, 0
+    ${compare(offsets)}
+    ${change}
+    ${compare(offsets)}
+    mov %r0, %r9
+    exit`;
+  /** Offsets of the context's 4-byte slots that loads read from the table. */
+  const slotsOf = (type: ProgType) => {
+    const mem = new Memory();
+    const { slots } = createContext(mem, type, new PacketBuffer(mem, 4096, 256, mem.nextIndex()))!;
+    return Array.from(slots.keys()).filter((k) => slots[k]).map((k) => 4 * k);
+  };
+
+  it('xdp: the table and the slow path agree after bpf_xdp_adjust_head, _meta and _tail', () => {
+    const offsets = [0, 4, 8, 12, 16];
+    const change = 'mov %r1, %r6\nmov %r2, 6\ncall 44\nmov %r1, %r6\nmov %r2, -8\ncall 54\nmov %r1, %r6\nmov %r2, -2\ncall 65';
+    const s = session('xdp', program(offsets, change));
+    expect(slotsOf('xdp')).toEqual(offsets);
+    expect(s.program('p').compiled.source).toContain('CTXL[3]');
+    for (const n of [60, 200]) expect(s.run('p', { packet: frame(n), ctx: { rx_queue_index: 0, ingress_ifindex: 1 } })).toMatchObject({ r0: 0n, fault: undefined });
+  });
+
+  it('tc: the table and the slow path agree after context stores and helpers that move the packet or set fields', () => {
+    const change = [
+      'stw [%r6+8], 0x5259', // mark
+      'stb [%r6+49], 7', // cb[0], one byte
+      'stw [%r6+44], 0x12345', // tc_index keeps 16 bits
+      'mov %r1, %r6\nmov %r2, 0x77\ncall 48', // bpf_set_hash
+      'mov %r1, %r6\nmov %r2, 40\nmov %r3, 0\ncall 38', // bpf_skb_change_tail
+      'mov %r1, %r6\nmov %r2, 8\nmov %r3, 0\ncall 43', // bpf_skb_change_head
+    ].join('\n');
+    const offsets = slotsOf('tc');
+    // Every u32 field tc programs may load: len, pkt_type ... data, data_end, data_meta, wire_len.
+    expect(offsets).toEqual(expect.arrayContaining([0, 4, 8, 16, 48, 64, 68, 72, 76, 80, 140, 160]));
+    const s = session('tc', program(offsets, change));
+    for (const n of [60, 120]) expect(s.run('p', { packet: frame(n), ctx: { mark: 3, priority: 9 } })).toMatchObject({ r0: 0n, fault: undefined });
   });
 });

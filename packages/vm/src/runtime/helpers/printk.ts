@@ -22,7 +22,13 @@ const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 const isPunct = (c: number) => isPrint(c) && c !== 0x20 && !/[0-9A-Za-z]/.test(String.fromCharCode(c));
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
-const enc = (s: string): number[] => Array.from(s, (ch) => ch.charCodeAt(0));
+const enc = (s: string): number[] => {
+  const out = new Array<number>(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+};
+
+const decoder = new TextDecoder();
 
 interface Spec {
   left: boolean;
@@ -196,7 +202,7 @@ export function bprintf(m: Machine, fmt: Uint8Array, args: readonly bigint[]): P
     spec++;
   }
   const bytes = Uint8Array.from(out);
-  return { bytes, text: new TextDecoder().decode(bytes) };
+  return { bytes, text: decoder.decode(bytes) };
 }
 
 function readOrZero(m: Machine, v: bigint, n: number): Uint8Array {
