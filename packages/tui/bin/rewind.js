@@ -8,7 +8,8 @@ setFlagsFromString('--max-inlined-bytecode-size-cumulative=8000');
 // argument parser and loads only the VM.
 const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'conformance-plugin' && !rest.includes('--help') && !rest.includes('-h')) {
-  const { main } = await import('../dist/commands/conformance-plugin.js');
+  // One bundled module when the build made it (scripts/bundle-plugin.mjs), else the modules.
+  const { main } = await import('../dist/conformance-plugin.bundle.js').catch(() => import('../dist/commands/conformance-plugin.js'));
   process.exitCode = await main(rest);
 } else {
   await import('../dist/cli.js');
