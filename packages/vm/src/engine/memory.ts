@@ -15,7 +15,7 @@ import { MAX_BPF_STACK, MAX_CALL_FRAMES } from '../isa.js';
 export const REGION_HI_BASE = 0x1000;
 /** Region indexes 0..7 are the stack frames of call depth 0..7. */
 export const STACK_REGION = 0;
-/** Region ids fit in 16 bits; ids above those defined at set-up are handed out per run (map values). */
+/** Region ids fit in 16 bits; ids above those defined at set-up are handed out as runs need them (map values, ring buffer samples). */
 export const MAX_REGIONS = 65536;
 /** The frame pointer r10 points this far into its frame region (the stack grows down). */
 export const FRAME_SIZE = MAX_BPF_STACK;
