@@ -12,6 +12,7 @@ const alias = {
 
 export default defineConfig({
   test: {
+    reporters: ['default', './scripts/summary-reporter.ts'],
     projects: ['vm', 'recorder', 'tui'].map((name) => ({
       resolve: { alias },
       test: {
