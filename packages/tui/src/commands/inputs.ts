@@ -75,7 +75,9 @@ function readJson(path: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new RewindError(`${path}: ${what} is not valid JSON (${(e as Error).message})`);
+    // JSON.parse quotes the text around the error; keep the message to one printable line.
+    const why = (e as Error).message.split(/, "/)[0]!.replace(/[^\x20-\x7e]/g, '?');
+    throw new RewindError(`${path}: ${what} is not valid JSON (${why})`);
   }
 }
 

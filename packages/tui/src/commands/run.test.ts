@@ -85,3 +85,9 @@ describe('rewind run', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+test('a --maps file that is not JSON is one printable line', () => {
+  const r = rewind(['run', flow, '--maps', 'examples/pcaps/mixed.pcap']);
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/^rewind: examples\/pcaps\/mixed\.pcap: --maps is not valid JSON \(Unexpected token '\?'\)\n$/);
+});
