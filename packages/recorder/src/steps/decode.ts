@@ -72,6 +72,8 @@ export class StepDecoder {
     startPc = 0,
     /** Steps executed before the first record's counting starts (a keyframe mid-run). */
     baseStep = 0,
+    /** Step counts (instructions executed in the run) after which the recording forgot its predictions: its keyframes. */
+    private readonly resets: readonly number[] = [],
   ) {
     this.dv = new DataView(records.buffer, records.byteOffset, records.byteLength);
     const n = code.length;
@@ -86,6 +88,18 @@ export class StepDecoder {
     this.step = baseStep;
     this.lastRecStep = baseStep;
     this.readHeader();
+  }
+
+  private resetIndex = 0;
+
+  private resetPredictions(): void {
+    this.PL.fill(0);
+    this.PH.fill(0);
+    this.PS.fill(0);
+    this.PR.fill(0);
+    this.PO.fill(0);
+    this.POS.fill(0);
+    this.PB.fill(0);
   }
 
   private readHeader(): void {
@@ -142,6 +156,10 @@ export class StepDecoder {
     const code = this.code;
     const pc = this.pc;
     if (pc < 0 || pc >= code.length) throw new StepDecodeError(`pc ${pc} is outside the program`);
+    while (this.resetIndex < this.resets.length && this.resets[this.resetIndex]! <= this.step) {
+      if (this.resets[this.resetIndex] === this.step) this.resetPredictions();
+      this.resetIndex++;
+    }
     this.step++;
     const f = this.recordHere();
     const op = code.op[pc]!;

@@ -64,7 +64,13 @@ export class StepBuffer {
     this.limit = u8.length - 64;
   }
 
-  /** Forgets every prediction (run start, keyframe). */
+  /** Starts the records of a new run: steps count from 0 again, and predictions start over. */
+  startRun(): void {
+    this.resetPredictions();
+    this.ls = 0;
+  }
+
+  /** Forgets every prediction (run start, keyframe); the step count of the run goes on. */
   resetPredictions(): void {
     this.PL.fill(0);
     this.PH.fill(0);
@@ -73,7 +79,6 @@ export class StepBuffer {
     this.PO.fill(0);
     this.POS.fill(0);
     this.PB.fill(0);
-    this.ls = 0;
   }
 
   /** Takes the records written so far and empties the buffer. */

@@ -18,14 +18,23 @@ function bruteForce(): Instrumentation {
   };
 }
 
-function record(code: Bytecode, mem: Uint8Array) {
+/** Records with keyframes every `slice` instructions: predictions start over at each. */
+function record(code: Bytecode, mem: Uint8Array, slice = 1000) {
   const m = new Machine();
   const buf = new StepBuffer(code.length);
   (m as unknown as { rec: StepBuffer }).rec = buf;
   const p = new LoadedProgram(programFromBytecode(code), m, { entryRegs: RAW_ENTRY_REGS, instrument: stepInstrumentation() });
-  buf.resetPredictions();
-  const r = runOnMemory(p, mem, { maxSteps: 5_000_000 });
-  return { r, records: buf.take(), machine: m };
+  buf.startRun();
+  const resets: number[] = [];
+  const r = runOnMemory(p, mem, {
+    maxSteps: 5_000_000,
+    slice,
+    onSlice: (steps) => {
+      buf.resetPredictions();
+      resets.push(steps);
+    },
+  });
+  return { r, records: buf.take(), machine: m, resets };
 }
 
 function explicit(code: Bytecode, mem: Uint8Array) {
@@ -37,10 +46,10 @@ function explicit(code: Bytecode, mem: Uint8Array) {
   return log;
 }
 
-function check(code: Bytecode, mem: Uint8Array) {
-  const { r, records } = record(code, mem);
+function check(code: Bytecode, mem: Uint8Array, slice?: number) {
+  const { r, records, resets } = record(code, mem, slice);
   const log = explicit(code, mem);
-  const dec = new StepDecoder(code, records);
+  const dec = new StepDecoder(code, records, 0, 0, resets);
   const writes = log.filter((e) => e[2] !== -1);
   let wi = 0;
   let steps = 0;
@@ -63,9 +72,11 @@ function check(code: Bytecode, mem: Uint8Array) {
 describe('step records', () => {
   test('a loop records almost nothing, and decodes to every value it wrote', () => {
     const code = assemble('mov %r0, 0\nmov %r1, 1000\nloop:\nadd %r0, 3\nsub %r0, 1\nadd %r1, -1\njne %r1, 0, loop\nexit');
-    const { steps, bytes } = check(code, new Uint8Array(0));
+    const { steps, bytes } = check(code, new Uint8Array(0), 1 << 20);
     expect(steps).toBe(4003);
     expect(bytes).toBeLessThan(64);
+    // With a keyframe every 100 instructions the predictions start over, and still decode.
+    expect(check(code, new Uint8Array(0), 100).steps).toBe(4003);
   });
 
   test('calls, stores, loads, 64-bit values and both jump directions', () => {

@@ -97,6 +97,12 @@ export interface RunResult {
 export interface RunOptions {
   maxSteps?: number;
   strict?: boolean;
+  /**
+   * Instructions per slice. By default slices start small and grow (so V8 optimizes the code
+   * early); a recorder fixes them, and takes a keyframe between slices. Slices end at basic
+   * block boundaries of the entry function, at or before this many instructions.
+   */
+  slice?: number;
   /** Called between slices of a long run with the instructions executed so far. */
   onSlice?: (steps: number) => void;
   /** Called when a tail call switches to another program. */
@@ -129,14 +135,14 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
   let cur = p;
   try {
     // Slices start small and grow: V8 optimizes the program's function between slices.
-    let slice = 4096;
+    let slice = opts.slice ?? 4096;
     let pc = 0;
     for (;;) {
       // The entry function checks the budget only where a slice ends: never past maxSteps.
       const status = cur.compiled.run(pc, 0, Math.min(m.steps + slice, m.maxSteps));
       if (status === 2) {
         pc = m.pc;
-        if (slice < SLICE_MAX) slice *= 2;
+        if (slice < SLICE_MAX && opts.slice === undefined) slice *= 2;
         opts.onSlice?.(m.steps);
         continue;
       }
