@@ -89,9 +89,15 @@ export class StepBuffer {
   }
 }
 
+/** Sites of the entry function keep their predictions in locals up to this many instructions. */
+const MAX_LOCAL_SITES = 4096;
+
 /**
  * The instrumentation for a program compiled on a machine whose `rec` field holds the
- * StepBuffer (set by the recorder before the program is loaded).
+ * StepBuffer (set by the recorder before the program is loaded). Predictions of the entry
+ * function's sites live in its locals, which start from zero whenever the function is entered
+ * (a run, a slice): the same points where the recorder resets the arrays that hold the
+ * predictions of the other functions' sites.
  */
 export function stepInstrumentation(): Instrumentation {
   // Writes a record header for step q with flags f (JavaScript, inlined by V8).
@@ -106,34 +112,55 @@ function recHead(q, f) {
   else { TD.setUint16(tp, ${DELTA_ESCAPE} | (f << 12), true); TD.setUint32(tp + 2, d, true); tp += 6; }
 }
 function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
+  let local: (pc: number) => boolean = () => false;
+  let declarations = '';
+  // The name of a prediction of site pc: a local of the entry function, or an array element.
+  const P = (arr: string, pc: number) => (local(pc) ? `${arr.toLowerCase()}${pc}` : `${arr}[${pc}]`);
   return {
+    init(code, an) {
+      const entryEnd = an.subprogs[0]!.end;
+      if (entryEnd > MAX_LOCAL_SITES) return;
+      local = (pc) => pc < entryEnd;
+      const names: string[] = [];
+      for (let pc = 0; pc < entryEnd; pc++) {
+        if (an.isSecondSlot[pc]) continue;
+        const klass = code.op[pc]! & 7;
+        if (klass === 5 || klass === 6) names.push(`pb${pc} = 0`);
+        names.push(`pl${pc} = 0`, `ph${pc} = 0`, `ps${pc} = 0`);
+        if (klass === 2 || klass === 3) names.push(`pr${pc} = 0`, `po${pc} = 0`, `pos${pc} = 0`);
+      }
+      declarations = names.length ? `let ${names.join(', ')};` : '';
+    },
     prologue: () => prologue,
-    enter: () => `tp = REC.tp; LS = REC.ls; TD = REC.dv; TLIM = REC.limit;`,
+    enter: () => `${declarations} tp = REC.tp; LS = REC.ls; TD = REC.dv; TLIM = REC.limit;`,
     epilogue: () => `REC.tp = tp; REC.ls = LS;`,
     afterInsn(pc, dst, step) {
       if (dst < 0) return '';
       const L = `l${dst}`;
       const H = `h${dst}`;
+      const [pl, ph, ps] = [P('PL', pc), P('PH', pc), P('PS', pc)];
       return (
-        `t = (${L} - PL[${pc}]) | 0; ` +
-        `if (t !== PS[${pc}] || ${H} !== PH[${pc}]) { s = (t !== PS[${pc}] ? ${REC_LO} : 0) | (${H} !== PH[${pc}] ? ${REC_HI} : 0); recHead(${step}, s); ` +
+        `t = (${L} - ${pl}) | 0; ` +
+        `if (t !== ${ps} || ${H} !== ${ph}) { s = (t !== ${ps} ? ${REC_LO} : 0) | (${H} !== ${ph} ? ${REC_HI} : 0); recHead(${step}, s); ` +
         `if (s & ${REC_LO}) { TD.setInt32(tp, ${L}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${H}, true); tp += 4; } if (tp > TLIM) recGrow(); } ` +
-        `PS[${pc}] = t; PL[${pc}] = ${L}; PH[${pc}] = ${H};`
+        `${ps} = t; ${pl} = ${L}; ${ph} = ${H};`
       );
     },
     afterStore(pc, _size, region, at, vl, vh, step) {
+      const [pl, ph, ps, pr, po, pos] = [P('PL', pc), P('PH', pc), P('PS', pc), P('PR', pc), P('PO', pc), P('POS', pc)];
       return (
-        `t = (${vl} - PL[${pc}]) | 0; q = (${at} - PO[${pc}]) | 0; ` +
-        `s = (t !== PS[${pc}] ? ${REC_LO} : 0) | (${vh} !== PH[${pc}] ? ${REC_HI} : 0) | ((${region}) !== PR[${pc}] || q !== POS[${pc}] ? ${REC_ADDR} : 0); ` +
+        `t = (${vl} - ${pl}) | 0; q = (${at} - ${po}) | 0; ` +
+        `s = (t !== ${ps} ? ${REC_LO} : 0) | (${vh} !== ${ph} ? ${REC_HI} : 0) | ((${region}) !== ${pr} || q !== ${pos} ? ${REC_ADDR} : 0); ` +
         `if (s !== 0) { recHead(${step}, s); ` +
         `if (s & ${REC_LO}) { TD.setInt32(tp, ${vl}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${vh}, true); tp += 4; } ` +
         `if (s & ${REC_ADDR}) { TD.setUint16(tp, ${region}, true); TD.setUint32(tp + 2, ${at}, true); tp += 6; } if (tp > TLIM) recGrow(); } ` +
-        `PS[${pc}] = t; PL[${pc}] = ${vl}; PH[${pc}] = ${vh}; POS[${pc}] = q; PO[${pc}] = ${at}; PR[${pc}] = ${region};`
+        `${ps} = t; ${pl} = ${vl}; ${ph} = ${vh}; ${pos} = q; ${po} = ${at}; ${pr} = ${region};`
       );
     },
     branch(pc, taken, step) {
       const want = taken ? 1 : 0;
-      return `if (PB[${pc}] !== ${want}) { PB[${pc}] = ${want}; recHead(${step}, ${REC_FLIP}); if (tp > TLIM) recGrow(); }`;
+      const pb = P('PB', pc);
+      return `if (${pb} !== ${want}) { ${pb} = ${want}; recHead(${step}, ${REC_FLIP}); if (tp > TLIM) recGrow(); }`;
     },
     beforeCall: (_pc, step) => `REC.step = ${step}; REC.tp = tp; REC.ls = LS;`,
   };

@@ -93,6 +93,8 @@ export interface Instrumentation {
   branch(pc: number, taken: boolean, step: string): string;
   /** Before a helper call or a slow-path store or atomic at pc (code that may write memory out of line). */
   beforeCall(pc: number, step: string): string;
+  /** Called once before any code is asked for, with the program being compiled. */
+  init?(code: Bytecode, an: Analysis): void;
 }
 
 export interface CompileOptions {
@@ -196,6 +198,7 @@ const HB = REGION_HI_BASE;
 function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): { source: string; REM: Int32Array; usesShadow: boolean } {
   const n = code.length;
   const ins = opts.instrument;
+  ins?.init?.(code, an);
   const uninit = maybeUninitRegs(code, an, opts.entryRegs, opts.callbackStarts);
   const dynInit = uninit.some((m) => m !== 0);
   const proven = provenStackLoads(code, an);
