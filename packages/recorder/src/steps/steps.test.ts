@@ -1,22 +1,10 @@
 import { describe, expect, test } from 'vitest';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { assemble, LoadedProgram, Machine, parseDataFile, programFromBytecode, runOnMemory, RAW_ENTRY_REGS, type Bytecode, type Instrumentation } from '@rewind/vm';
+import { assemble, LoadedProgram, Machine, parseDataFile, programFromBytecode, runOnMemory, RAW_ENTRY_REGS, type Bytecode } from '@rewind/vm';
+import { bruteForce } from './test-support.js';
 import { StepBuffer, stepInstrumentation } from './instrument.js';
 import { StepDecoder } from './decode.js';
-
-/** Logs every write explicitly: the independent account the predicted records must agree with. */
-function bruteForce(): Instrumentation {
-  return {
-    prologue: () => 'const LOG = vm.log;',
-    enter: () => '',
-    epilogue: () => '',
-    afterInsn: (pc, dst, step) => (dst < 0 ? `LOG.push([${step}, ${pc}, -1, 0, 0]);` : `LOG.push([${step}, ${pc}, ${dst}, l${dst}, h${dst}]);`),
-    afterStore: (pc, size, region, at, vl, vh, step) => `LOG.push([${step}, ${pc}, 's', ${region}, ${at} | 0, ${size}, ${vl}, ${vh}]);`,
-    branch: (pc, _taken, step) => `LOG.push([${step}, ${pc}, -1, 0, 0]);`,
-    beforeCall: () => '',
-  };
-}
 
 /** Records with keyframes every `slice` instructions: predictions start over at each. */
 function record(code: Bytecode, mem: Uint8Array, slice = 1000) {

@@ -61,6 +61,8 @@ export class MapSpace {
   private readonly byRegion = new Map<number, { entry: MapEntryState; slot: number }>();
   /** Number of the current run (see beginRun). */
   private run = 0;
+  /** Called when a value region is defined (a recorder notes which map slot it views). */
+  onRegion?: (index: number, mapIndex: number, slot: number) => void;
 
   constructor(
     private readonly mem: Memory,
@@ -173,6 +175,7 @@ export class MapSpace {
       true,
     );
     this.byRegion.set(index, { entry, slot });
+    this.onRegion?.(index, entry.mapIndex, slot);
     return index;
   }
 
