@@ -5,3 +5,6 @@ export { TraceError, TraceFormatError, TraceVersionError, TraceTruncatedError, T
 export type { PlainMap, PlainValue } from './container/plain.js';
 export { crc32 } from './container/crc32.js';
 export { FORMAT_VERSION, OLDEST_READABLE_VERSION, MAGIC, REWIND_VERSION } from './container/format.js';
+export { Recorder, RECORD_SLICE, type RecorderOptions, type RecordedRun } from './recorder.js';
+export { StepBuffer, stepInstrumentation } from './steps/instrument.js';
+export { StepDecoder, StepDecodeError, type DecodedStep } from './steps/decode.js';
