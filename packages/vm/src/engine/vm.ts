@@ -107,6 +107,11 @@ export interface RunOptions {
   onSlice?: (steps: number) => void;
   /** Called when a tail call switches to another program. */
   onTailCall?: (p: LoadedProgram) => void;
+  /**
+   * Session.run: false leaves the packet, ctx and metadata copies out of the outcome, for callers
+   * that only want the verdict and what the run did to the maps (default true).
+   */
+  copies?: boolean;
 }
 
 const SLICE_MAX = 1 << 24;

@@ -58,7 +58,7 @@ export interface RunOutcome {
   steps: number;
   fault?: Fault;
   warnings: Warning[];
-  /** The packet after the run (data to data_end); a copy, possibly a view into a buffer shared with other outcomes' copies. */
+  /** The packet after the run (data to data_end); a copy, possibly a view into a buffer shared with other outcomes' copies. Absent when RunOptions.copies is false. */
   packet?: Uint8Array;
   /** The context after the run (a copy, like `packet`). */
   ctx?: Uint8Array;
@@ -147,6 +147,8 @@ export class Session {
   private last: { name: string | undefined; lp: LoadedProgram; ctx: Context | undefined } | undefined;
   /** RunOptions of a run given none. */
   private readonly runOpts: RunOptions;
+  /** The session sets maxSteps or strict, so a caller's RunOptions are merged with runOpts. */
+  private readonly mergeOpts: boolean;
   /** Output of the current run (printk lines, ring buffer and perf samples). */
   output: OutputEvent[] = [];
   timeNs = 0n;
@@ -205,6 +207,7 @@ export class Session {
     this.regionMark = mem.regionMark;
     this.flatMark = mem.flatMark;
     this.runOpts = { maxSteps: opts.maxSteps, strict: opts.strict };
+    this.mergeOpts = opts.maxSteps !== undefined || opts.strict !== undefined;
   }
 
   /** The program by name (default: the first), compiled on first use. */
@@ -292,11 +295,12 @@ export class Session {
       m.R[3] = ctx ? REGION_HI_BASE + ctx.region.index : 0;
     }
     beginHelperRun(this.env, lp);
-    const result = execute(lp, opts === NO_OPTIONS ? this.runOpts : { ...this.runOpts, ...opts });
+    const result = execute(lp, opts === NO_OPTIONS ? this.runOpts : this.mergeOpts ? { ...this.runOpts, ...opts } : opts);
     // The low half of r0, as execute left it in the machine.
     const retval = m.R[0]! >>> 0;
     const after = endHelperRun(this.env, result, retval);
     this.runs++;
+    const copies = opts.copies !== false;
     return {
       r0: result.r0,
       retval,
@@ -304,13 +308,13 @@ export class Session {
       steps: result.steps,
       fault: result.fault,
       warnings: after.warnings.length ? [...result.warnings, ...after.warnings] : result.warnings,
-      packet: input.packet || type === 'xdp' || type === 'tc' ? copyOut(m.mem.u8, this.packet.region.base + this.packet.data, this.packet.region.base + this.packet.end) : undefined,
-      ctx: ctx && copyOut(ctx.bytes, 0, ctx.bytes.length),
+      packet: copies && (input.packet || type === 'xdp' || type === 'tc') ? copyOut(m.mem.u8, this.packet.region.base + this.packet.data, this.packet.region.base + this.packet.end) : undefined,
+      ctx: copies && ctx ? copyOut(ctx.bytes, 0, ctx.bytes.length) : undefined,
       output: this.output,
       program: result.program,
       pc: result.pc,
       redirect: after.redirect,
-      metadata: this.packet.data > this.packet.meta ? this.packet.buffer().slice(this.packet.meta, this.packet.data) : undefined,
+      metadata: copies && this.packet.data > this.packet.meta ? this.packet.buffer().slice(this.packet.meta, this.packet.data) : undefined,
       nondeterministic: after.nondeterministic.length ? after.nondeterministic : undefined,
     };
   }

@@ -1,0 +1,44 @@
+// Session.run's options: outcomes without copies, and the session's own options kept beside a caller's.
+
+import { describe, expect, it } from 'vitest';
+import { fromInsns } from '../isa.js';
+import type { Program } from '../program.js';
+import { Session } from './session.js';
+
+// if (data + 1 <= data_end) *(u8 *)data = 0xab; return XDP_TX;
+const code = fromInsns([
+  { op: 0x61, dst: 2, src: 1, off: 0, imm: 0 }, // r2 = ctx->data
+  { op: 0x61, dst: 3, src: 1, off: 4, imm: 0 }, // r3 = ctx->data_end
+  { op: 0xbf, dst: 4, src: 2, off: 0, imm: 0 }, // r4 = r2
+  { op: 0x07, dst: 4, src: 0, off: 0, imm: 1 }, // r4 += 1
+  { op: 0x2d, dst: 4, src: 3, off: 1, imm: 0 }, // if r4 > r3 goto +1
+  { op: 0x72, dst: 2, src: 0, off: 0, imm: 0xab }, // *(u8 *)(r2 + 0) = 0xab
+  { op: 0xb7, dst: 0, src: 0, off: 0, imm: 3 }, // r0 = XDP_TX
+  { op: 0x95, dst: 0, src: 0, off: 0, imm: 0 }, // exit
+]);
+const programs: Program[] = [{ name: 'mark', type: 'xdp', code, funcs: [{ name: 'mark', start: 0, end: code.length }], maps: [] }];
+
+describe('Session.run options', () => {
+  it('leaves the packet and ctx copies out with copies: false, and later runs still copy them', () => {
+    const s = new Session(programs, []);
+    const bare = s.run('mark', { packet: new Uint8Array([1, 2, 3]) }, { copies: false });
+    expect(bare).toMatchObject({ verdict: 'XDP_TX', steps: 8 });
+    expect(bare.packet).toBeUndefined();
+    expect(bare.ctx).toBeUndefined();
+    expect(bare.metadata).toBeUndefined();
+    const full = s.run('mark', { packet: new Uint8Array([4, 5]) });
+    expect(full.verdict).toBe('XDP_TX');
+    expect([...full.packet!]).toEqual([0xab, 5]);
+    // struct xdp_md: ingress_ifindex 1 (the loopback device without ctx_in), pointers read as 0.
+    expect(full.ctx!.length).toBe(24);
+    expect(new DataView(full.ctx!.buffer, full.ctx!.byteOffset).getUint32(12, true)).toBe(1);
+  });
+
+  it("keeps the session's maxSteps when a run gives options of its own", () => {
+    const s = new Session(programs, [], { maxSteps: 3 });
+    const out = s.run('mark', { packet: new Uint8Array(4) }, { copies: false });
+    expect(out.verdict).toBe('fault');
+    expect(out.steps).toBeLessThanOrEqual(3);
+    expect(s.run('mark', { packet: new Uint8Array(4) }, { maxSteps: 100, copies: false }).verdict).toBe('XDP_TX');
+  });
+});
