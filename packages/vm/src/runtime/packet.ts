@@ -57,12 +57,17 @@ export class PacketBuffer {
     if (this.dirtyHi > Math.max(end, this.dirtyLo)) u8.fill(0, base + Math.max(end, this.dirtyLo), base + this.dirtyHi);
     u8.set(bytes, base + at);
     this.dirtyLo = at;
-    this.dirtyHi = at + bytes.length;
-    this.meta = this.data = at;
-    this.end = at + bytes.length;
+    this.dirtyHi = end;
     this.mac = this.network = this.transport = HEADER_UNSET;
     this.encapsulation = false;
     this.csumLevel = -1;
+    // The region's bounds (and the contexts' packet slots, which refresh writes with them) only
+    // change in refresh: when they already are this packet's, as for the next packet of the same
+    // size, there is nothing to redo.
+    const r = this.region;
+    if (this.meta === at && this.data === at && this.end === end && r.lo === at && r.origin === at && r.hi === end) return;
+    this.meta = this.data = at;
+    this.end = end;
     this.refresh();
   }
 
