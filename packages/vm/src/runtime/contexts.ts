@@ -146,6 +146,11 @@ export class Context {
   private readonly dv: DataView;
   /** The bytes as 32-bit words (contexts are multiples of 4 bytes). */
   private readonly words: Int32Array;
+  /**
+   * The bytes and the table hold what prepare('xdp', 'none') made of them, apart from the
+   * data/data_end words finishRun wrote (programs cannot write an xdp_md): see repeatXdpNone.
+   */
+  private xdpNone = false;
   private readonly byName = new Map<string, CtxField>();
   /**
    * The 4-byte slots a 4-byte load may read from the machine's context table instead of the
@@ -335,6 +340,7 @@ export class Context {
     if (idx >= (f.count ?? 1)) throw new RewindError(`--ctx: ${this.structName}.${f.name} has ${f.count ?? 1} elements`);
     const at = f.offset + idx * f.size;
     if (value < 0n || value >= 1n << BigInt(8 * f.size)) throw new RewindError(`--ctx: ${spec}=${value} does not fit in ${f.size} bytes`);
+    this.xdpNone = false;
     for (let k = 0; k < f.size; k++) this.bytes[at + k] = Number((value >> BigInt(8 * k)) & 0xffn);
     this.syncPlainSlots(at, at + f.size);
   }
@@ -348,6 +354,7 @@ export class Context {
 
   setField(name: string, value: number): void {
     const f = this.field(name);
+    this.xdpNone = false;
     if (f.size === 4) this.dv.setUint32(f.offset, value >>> 0, true);
     else if (f.size === 8) this.dv.setBigUint64(f.offset, BigInt(value), true);
     else this.bytes[f.offset] = value;
@@ -374,10 +381,23 @@ export class Context {
     // written since `clear` went through setWord/setField, which keep the table; otherwise the
     // caller wrote the bytes directly.
     if (ctxIn !== 'none' || type === 'cgroup_skb') this.syncPlainSlots(0, this.bytes.length);
+    this.xdpNone = this.structName === 'xdp_md' && ctxIn === 'none';
+  }
+
+  /**
+   * clear() and prepare('xdp', 'none') for the next run of a context whose last run also had no
+   * ctx_in, in a few stores: false when the context holds anything else.
+   */
+  repeatXdpNone(): boolean {
+    if (!this.xdpNone) return false;
+    const w = this.words;
+    w[0] = w[1] = w[2] = 0;
+    return true;
   }
 
   /** Zeroes the context's bytes (the ctx_in image before the caller's fields go in). */
   clear(): void {
+    this.xdpNone = false;
     // Word stores beat TypedArray#fill's call overhead for small contexts.
     const w = this.words;
     if (w.length > 16) w.fill(0);

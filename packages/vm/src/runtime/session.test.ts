@@ -34,9 +34,15 @@ const shrink = fromInsns([
   { op: 0x1f, dst: 0, src: 1, off: 0, imm: 0 }, // r0 -= r1
   { op: 0x95, dst: 0, src: 0, off: 0, imm: 0 }, // exit
 ]);
+// return ctx->ingress_ifindex;
+const ifindex = fromInsns([
+  { op: 0x61, dst: 0, src: 1, off: 12, imm: 0 },
+  { op: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+]);
 const programs: Program[] = [
   { name: 'mark', type: 'xdp', code, funcs: [{ name: 'mark', start: 0, end: code.length }], maps: [] },
   { name: 'shrink', type: 'xdp', code: shrink, funcs: [{ name: 'shrink', start: 0, end: shrink.length }], maps: [] },
+  { name: 'ifindex', type: 'xdp', code: ifindex, funcs: [{ name: 'ifindex', start: 0, end: ifindex.length }], maps: [] },
 ];
 
 describe('Session.run options', () => {
@@ -74,5 +80,18 @@ describe('Session.run options', () => {
     });
     expect(lengths).toEqual([16, 20, 20, 16, 16, 20]);
     expect([...s.run('mark', { packet: new Uint8Array(20) }).packet!.subarray(0, 2)]).toEqual([0xab, 0]);
+  });
+
+  it('gives runs without ctx_in the loopback device and the packet bounds, between runs with ctx fields', () => {
+    const s = new Session(programs, []);
+    const ctxWord = (c: Uint8Array, off: number) => new DataView(c.buffer, c.byteOffset).getUint32(off, true);
+    const runs: [number, Record<string, number> | undefined][] = [[20, undefined], [30, undefined], [20, { ingress_ifindex: 5 }], [40, undefined], [40, undefined]];
+    const seen = runs.map(([len, ctx]) => {
+      const out = s.run('ifindex', { packet: new Uint8Array(len), ctx });
+      // xdp_md after the run: data_end is the packet's length, as the kernel's test run writes ctx_out.
+      expect(ctxWord(out.ctx!, 4)).toBe(len);
+      return [out.retval, ctxWord(out.ctx!, 12)];
+    });
+    expect(seen).toEqual([[1, 1], [1, 1], [5, 5], [1, 1], [1, 1]]);
   });
 });

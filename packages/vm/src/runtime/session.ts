@@ -254,7 +254,9 @@ export class Session {
     } else {
       this.packet.load(NO_BYTES);
     }
-    if (ctx) {
+    if (ctx && input.ctxBytes === undefined && input.ctx === undefined && this.tableContext === ctx && ctx.repeatXdpNone()) {
+      // Another XDP run without ctx_in: the context is as the last one's prepare left it.
+    } else if (ctx) {
       ctx.clear();
       if (input.ctxBytes) {
         if (input.ctxBytes.length > ctx.bytes.length) throw new RewindError(`--ctx-file: ${input.ctxBytes.length} bytes, ${ctx.structName} is ${ctx.bytes.length}`);
