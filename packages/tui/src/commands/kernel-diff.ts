@@ -1,8 +1,9 @@
 // `rewind kernel-diff`: runs a program in Rewind and in the Linux kernel (bpftool prog loadall,
 // BPF_PROG_TEST_RUN with repeat 1) on the same inputs and reports every difference in verdict,
 // output packet and final maps. Runs that called helpers whose result depends on time, random
-// numbers or the CPU are named and not compared; per-CPU map values are compared summed over
-// the CPUs, since the kernel runs each test on whichever CPU it is on.
+// numbers or the CPU are named and not compared. The kernel's runs are pinned to the session's
+// CPU (bpftool under taskset), so per-CPU maps fill one slot on both sides; per-CPU values are
+// compared summed over the CPUs.
 //
 // Exit status: 0 they agree, 1 they differ, 2 bad arguments, 4 the bpf() syscall (or bpftool,
 // or root) is missing.
@@ -79,7 +80,7 @@ export async function kernelDiff(args: KernelDiffArgs): Promise<number> {
       }
     }
     p.runs.forEach((r, i) => {
-      const k = runProgram(pin, r.input.packet!, { repeat: 1, ctxIn: r.input.ctxBytes });
+      const k = runProgram(pin, r.input.packet!, { repeat: 1, ctxIn: r.input.ctxBytes, cpu: p.session.cpu });
       const o = outcomes[i]!;
       if (o.nondeterministic?.length) {
         skipped.push({ run: i, helpers: o.nondeterministic });

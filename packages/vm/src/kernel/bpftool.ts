@@ -120,6 +120,8 @@ export interface RunProgramOptions {
   repeat?: number;
   /** The context to pass (struct xdp_md, struct __sk_buff), as bytes. */
   ctxIn?: Uint8Array;
+  /** Run on this CPU (bpftool started under `taskset -c`). */
+  cpu?: number;
 }
 
 /** Test-runs a pinned program on a packet (`bpftool prog run pinned PIN data_in F data_out G ...`). */
@@ -138,7 +140,16 @@ export function runProgram(pin: string, dataIn: Uint8Array, opts: RunProgramOpti
       args.push('ctx_in', ctxFile);
     }
     args.push('repeat', String(opts.repeat ?? 1));
-    const out = bpftool(args, `bpftool prog run pinned ${pin}`);
+    // BPF_PROG_TEST_RUN runs on the caller's CPU: pinning bpftool to one CPU puts every run's
+    // per-CPU map updates in that CPU's slot, as a Rewind session running on one CPU does.
+    const what = `bpftool prog run pinned ${pin}`;
+    const taskset = opts.cpu === undefined ? undefined : findTool('taskset');
+    let out: string;
+    if (opts.cpu !== undefined && taskset) {
+      const tool = findTool('bpftool');
+      if (!tool) throw new KernelError(`${what}: bpftool is not installed`);
+      out = runTool(taskset, ['-c', String(opts.cpu), tool, ...args], what);
+    } else out = bpftool(args, what);
     const { retval, durationNs } = parseRunOutput(out);
     return { retval, durationNs, dataOut: new Uint8Array(readFileSync(outFile)) };
   } finally {
