@@ -53,6 +53,7 @@ import {
   BPF_XOR,
   LDDW,
   MAX_BPF_STACK,
+  sizeBytes,
   MAX_CALL_FRAMES,
   type Bytecode,
 } from './isa.js';
@@ -259,7 +260,7 @@ export function validate(code: Bytecode, opts: ValidateOptions = {}): Analysis {
   // The verifier requires stack accesses to be aligned to their size (check_ptr_alignment is
   // strict for PTR_TO_STACK).
   function checkStackAlign(pc: number, off: number, op: number): void {
-    const size = op & 0x18 ? ({ 0x08: 2, 0x10: 1, 0x18: 8 } as Record<number, number>)[op & 0x18]! : 4;
+    const size = sizeBytes(op);
     if (off % size !== 0) fail(pc, `misaligned stack access (r10 ${off < 0 ? '-' : '+'} ${Math.abs(off)}, size ${size})`);
   }
 

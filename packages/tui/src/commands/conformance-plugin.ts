@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { decode, LoadedProgram, Machine, programFromBytecode, runOnMemory, RAW_ENTRY_REGS, RewindError, DEFAULT_MAX_STEPS } from '@rewind/vm/core';
 
+// Like parsePacketHex in @rewind/vm, but the plugin loads only the VM core (@rewind/vm/core) to
+// start fast, and accepts the `0x` prefixes and commas the suite's tools write.
 export function parseHexBytes(text: string, what: string): Uint8Array {
   const clean = text.replace(/0x/gi, '').replace(/[\s,]+/g, '');
   if (clean.length % 2 !== 0) throw new RewindError(`${what}: odd number of hex digits (${clean.length})`);

@@ -7,7 +7,6 @@ import {
   loadMapEntries,
   loadPackets,
   loadProgramFile,
-  parseHex,
   parseProgType,
   RewindError,
   selectProgram,
@@ -159,4 +158,3 @@ export function applyMaps(session: Session, json: unknown, file: string): void {
   }
 }
 
-export { parseHex };

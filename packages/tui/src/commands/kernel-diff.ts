@@ -11,7 +11,7 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpMap, toHex, type BpfMap, type MapDumpEntry, type RunOutcome } from '@rewind/vm';
+import { dumpMap, roundUp8, toHex, verdictName, type BpfMap, type MapDumpEntry, type RunOutcome } from '@rewind/vm';
 import { Bpffs, kernelAvailable, KernelError, runProgram, updateMap, writeBpfObject, dumpMap as kernelDumpMap, runTool, findTool } from '@rewind/vm/kernel';
 import { prepare, UsageError, type InputArgs } from './inputs.js';
 
@@ -87,7 +87,7 @@ export async function kernelDiff(args: KernelDiffArgs): Promise<number> {
         return;
       }
       if (o.fault) diffs.push({ run: i, what: `Rewind faulted (${o.fault.message}); the kernel returned ${k.retval}` });
-      else if (k.retval !== o.retval) diffs.push({ run: i, what: `verdict: kernel ${p.program.type === 'xdp' || p.program.type === 'tc' ? name(o, k.retval) : k.retval}, Rewind ${o.verdict}` });
+      else if (k.retval !== o.retval) diffs.push({ run: i, what: `verdict: kernel ${verdictName(type, type === 'tc' ? k.retval | 0 : k.retval)}, Rewind ${o.verdict}` });
       const rp = o.packet ? toHex(o.packet) : '';
       const kp = toHex(k.dataOut);
       if (!o.fault && rp !== kp) diffs.push({ run: i, what: `packet: kernel ${kp}, Rewind ${rp}` });
@@ -114,14 +114,6 @@ export async function kernelDiff(args: KernelDiffArgs): Promise<number> {
   if (args.json) process.stdout.write(JSON.stringify({ agree: diffs.length === 0, compared, runs: p.runs.length, skipped, differences: diffs }, null, 2) + '\n');
   else process.stdout.write(lines.join('\n') + '\n');
   return diffs.length ? 1 : 0;
-}
-
-function name(o: RunOutcome, retval: number): string {
-  return o.verdict.startsWith('XDP_') ? (['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'][retval] ?? String(retval)) : String(retval | 0);
-}
-
-function roundUp8(n: number): number {
-  return Math.ceil(n / 8) * 8;
 }
 
 interface BpftoolEntry {

@@ -4,7 +4,7 @@
 // faults, warnings).
 
 import { Fault, RewindError } from '../errors.js';
-import { MAX_CALL_FRAMES } from '../isa.js';
+import { BPF_ADD, BPF_AND, BPF_CMPXCHG, BPF_OR, BPF_XCHG, BPF_XOR, MAX_CALL_FRAMES } from '../isa.js';
 import { boundsText, bytesText, formatRegionOffset, FRAME_SIZE, MAX_REGIONS, Memory, REGION_HI_BASE, STACK_REGION, type Region } from './memory.js';
 
 /** A helper reads its arguments from m.R (r1 = R[2], R[3] ...) and leaves r0 in R[0], R[1]. */
@@ -52,7 +52,6 @@ export class Machine {
   describeInsn: (pc: number) => string = (pc) => `pc ${pc}`;
   /** Called for every memory write done outside the compiled fast path. */
   onWrite: WriteObserver | undefined;
-  /** Names registers' maybe-uninit masks for messages. */
 
   constructor() {
     for (let i = 0; i < this.helperTable.length; i++) this.helperTable[i] = unknownHelper(i);
@@ -227,31 +226,31 @@ export class Machine {
     let nl = oldLo;
     let nh = oldHi;
     const base = op & ~1;
-    if (op === 0xf1) {
+    if (op === BPF_CMPXCHG) {
       // cmpxchg: compare with r0 (its low 32 bits for the 32-bit form).
       const equal = size === 8 ? oldLo === r0l && oldHi === r0h : oldLo === r0l;
       if (equal) {
         nl = sl;
         nh = sh;
       }
-    } else if (op === 0xe1) {
+    } else if (op === BPF_XCHG) {
       nl = sl;
       nh = sh;
-    } else if (base === 0x00) {
+    } else if (base === BPF_ADD) {
       const t = (oldLo >>> 0) + (sl >>> 0);
       nl = t | 0;
       nh = (oldHi + sh + (t > 4294967295 ? 1 : 0)) | 0;
-    } else if (base === 0x40) {
+    } else if (base === BPF_OR) {
       nl = oldLo | sl;
       nh = oldHi | sh;
-    } else if (base === 0x50) {
+    } else if (base === BPF_AND) {
       nl = oldLo & sl;
       nh = oldHi & sh;
-    } else if (base === 0xa0) {
+    } else if (base === BPF_XOR) {
       nl = oldLo ^ sl;
       nh = oldHi ^ sh;
     }
-    if (nl !== oldLo || (size === 8 && nh !== oldHi) || op === 0xe1 || op === 0xf1) {
+    if (nl !== oldLo || (size === 8 && nh !== oldHi) || op === BPF_XCHG || op === BPF_CMPXCHG) {
       this.store(pc, lo, hi, off, size, nl, nh);
     }
     this.T[0] = oldLo;
