@@ -94,6 +94,8 @@ export class Memory {
    * the map value regions it keeps but the current run has not used).
    */
   onExhausted: (() => boolean) | undefined;
+  /** Called when a region is defined or its bounds change (a recorder follows the region table). */
+  onRefresh: ((r: Region) => void) | undefined;
   private flatTop: number;
 
   constructor(flatSize = 64 * 1024) {
@@ -205,6 +207,7 @@ export class Memory {
   refresh(r: Region): void {
     // Stack frames (trackInit) are fast too: compiled code checks their written-bytes shadow inline.
     const fast = !r.handler;
+    this.onRefresh?.(r);
     this.RV[r.index] = r.view ?? this.dv;
     this.RB[r.index] = r.base;
     this.RLO[r.index] = r.lo;

@@ -33,6 +33,11 @@ export class ArrayMap extends BpfMap implements ValueMap {
     return this.slotOf(index, cpu);
   }
 
+  slotKey(slot: number): { key: Uint8Array; cpu: number } | undefined {
+    const index = this.percpu ? Math.floor(slot / this.cpus) : slot;
+    return index < this.def.maxEntries ? { key: indexKey(index), cpu: this.percpu ? slot % this.cpus : 0 } : undefined;
+  }
+
   valueBytes(slot: number): Uint8Array {
     return this.store.view(slot, this.def.valueSize);
   }

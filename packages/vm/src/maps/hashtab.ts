@@ -72,6 +72,14 @@ export class HashMap extends BpfMap implements ValueMap {
     return this.slotOf(entry, cpu);
   }
 
+  slotKey(slot: number): { key: Uint8Array; cpu: number } | undefined {
+    const entry = this.percpu ? Math.floor(slot / this.cpus) : slot;
+    const key = this.index.keyAt(entry);
+    // The slot holds an element when its key finds it.
+    if (this.index.find(key) !== entry) return undefined;
+    return { key, cpu: this.percpu ? slot % this.cpus : 0 };
+  }
+
   valueBytes(slot: number): Uint8Array {
     return this.store.view(slot, this.def.valueSize);
   }

@@ -292,6 +292,18 @@ export class LpmTrieMap extends BpfMap implements ValueMap {
     return undefined;
   }
 
+  slotKey(slot: number): { key: Uint8Array; cpu: number } | undefined {
+    let found: LpmNode | undefined;
+    const walk = (n: LpmNode | null): void => {
+      if (!n || found) return;
+      if (!n.im && n.slot === slot) found = n;
+      walk(n.child[0]);
+      walk(n.child[1]);
+    };
+    walk(this.root);
+    return found && { key: this.keyOf(found), cpu: 0 };
+  }
+
   *entries(): Iterable<MapEntry> {
     const out: LpmNode[] = [];
     const walk = (n: LpmNode | null): void => {

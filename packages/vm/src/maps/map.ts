@@ -167,6 +167,11 @@ export interface ValueMap {
    */
   pageOf(slot: number): Uint8Array;
   pageOffset(slot: number): number;
+  /**
+   * The key (and CPU, for per-CPU maps) whose value is in `slot` now, or undefined when the slot
+   * holds no element: a recorder names the entry a write through a value pointer changed.
+   */
+  slotKey?(slot: number): { key: Uint8Array; cpu: number } | undefined;
 }
 
 export function isValueMap(m: BpfMap): m is BpfMap & ValueMap {

@@ -185,6 +185,20 @@ export class MapSpace {
     return v && { map: v.entry.map, slot: v.slot };
   }
 
+  /**
+   * The value regions a program can have written in the current run: those handed out to it by
+   * lookups, and every value region of global data (lddw immediates point to them).
+   */
+  writableRegions(): { index: number; mapIndex: number; slot: number }[] {
+    const out: { index: number; mapIndex: number; slot: number }[] = [];
+    for (const e of this.entries) {
+      if (e.map.def.flags & BPF_F_RDONLY_PROG) continue;
+      for (const [slot, index] of e.fixed) out.push({ index, mapIndex: e.mapIndex, slot });
+      for (const [slot, v] of e.values.entries()) if (v !== undefined && v.run === this.run) out.push({ index: v.index, mapIndex: e.mapIndex, slot });
+    }
+    return out;
+  }
+
   /** Starts a run: value regions handed out from now on belong to it. */
   beginRun(): void {
     this.run++;
