@@ -7,4 +7,6 @@ export { crc32 } from './container/crc32.js';
 export { FORMAT_VERSION, OLDEST_READABLE_VERSION, MAGIC, REWIND_VERSION } from './container/format.js';
 export { Recorder, RECORD_SLICE, type RecorderOptions, type RecordedRun } from './recorder.js';
 export { StepBuffer, stepInstrumentation } from './steps/instrument.js';
-export { StepDecoder, StepDecodeError, type DecodedStep } from './steps/decode.js';
+export { Trace } from './trace/trace.js';
+export { MapState } from './trace/mapstate.js';
+export type * from './trace/types.js';

@@ -8,8 +8,7 @@ import { assemble, decode, loadPackets, programFromBytecode, loadProgramFile, Se
 import { Recorder, RECORD_SLICE } from './recorder.js';
 import { TraceReader } from './container/reader.js';
 import { unpackPlain, type PlainMap } from './container/plain.js';
-import { StepDecoder } from './steps/decode.js';
-import { bruteForce, type LogEntry } from './steps/test-support.js';
+import { bruteForce, checkWalk, type LogEntry } from './steps/test-support.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const firewall = join(repo, 'examples/xdp-firewall/xdp-firewall.o');
@@ -72,35 +71,30 @@ function readRuns(r: TraceReader): RunFrames[] {
 
 const events = (run: RunFrames) => run.chunks.flatMap((c) => c.payload.events as PlainMap[]);
 
-/** Decodes a run from the trace alone and checks every register write and inline store against the explicit log. */
-function checkDecode(run: RunFrames, code: ReturnType<typeof decode>, log: LogEntry[]): number {
+/** Walks a run's chunks from the trace alone and checks every register write and inline store against the explicit log. */
+function checkDecode(run: RunFrames, programs: { name: string; code: ReturnType<typeof decode>; entryEnd: number }[], log: LogEntry[]): number {
   const first = run.header.firstStep as number;
-  const parts = run.chunks.map((c) => c.payload.records as Uint8Array);
-  const records = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    records.set(p, at);
-    at += p.length;
-  }
-  const resets = run.chunks.slice(1).map((c) => (c.header.firstStep as number) - first);
-  const outOfLine = new Set(events(run).filter((e) => e.t === 'write').map((e) => e.step as number));
-  const dec = new StepDecoder(code, records, 0, 0, resets);
-  const writes = log.filter((e) => e[2] !== -1);
-  let wi = 0;
-  let steps = 0;
-  while (!dec.done) {
-    const s = dec.next((step) => outOfLine.has(step));
-    steps++;
-    if (s.dst >= 0 || s.store) {
-      const e = writes[wi++]!;
-      expect([s.step, s.pc]).toEqual([e[0], e[1]]);
-      if (s.store) expect([s.store.region, s.store.offset | 0, s.store.size, s.store.lo, s.store.hi]).toEqual(e.slice(3));
-      else expect([s.dst, s.lo, s.hi]).toEqual(e.slice(2));
-    }
-  }
-  expect(wi).toBe(writes.length);
-  return steps;
+  const chunks = run.chunks.map((c) => {
+    const key = c.payload.key as PlainMap;
+    const regs = new Int32Array(22);
+    (key.regs as Uint8Array[]).forEach((b, i) => {
+      regs[2 * i] = new DataView(b.buffer, b.byteOffset).getInt32(0, true);
+      regs[2 * i + 1] = new DataView(b.buffer, b.byteOffset).getInt32(4, true);
+    });
+    return {
+      program: programs.findIndex((p) => p.name === key.program),
+      pc: key.pc as number,
+      regs,
+      records: c.payload.records as Uint8Array,
+      events: c.payload.events as unknown as { t: string; step: number }[],
+      base: (c.header.firstStep as number) - first,
+      count: (c.header.lastStep as number) - (c.header.firstStep as number),
+    };
+  });
+  return checkWalk(programs, chunks, log);
 }
+
+const walkPrograms = (programs: readonly Program[]) => programs.map((p) => ({ name: p.name, code: p.code, entryEnd: p.funcs.find((f) => f.start === 0)?.end ?? p.code.length }));
 
 describe.skipIf(!examples)('Recorder', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rewind-recorder-'));
@@ -159,7 +153,7 @@ describe.skipIf(!examples)('Recorder', () => {
       const ev = events(run);
       helpers += ev.filter((e) => e.t === 'helper').length;
       for (const e of ev.filter((e) => e.t === 'helper')) expect((e.r0 as Uint8Array).length).toBe(8);
-      expect(checkDecode(run, code, logs[k]!)).toBe(steps);
+      expect(checkDecode(run, walkPrograms(src.programs), logs[k]!)).toBe(steps);
     });
     expect(helpers).toBeGreaterThan(0);
     // The maps.json updates come before the first run; the denied port's counter is an atomic add, written out of line.
@@ -172,7 +166,7 @@ describe.skipIf(!examples)('Recorder', () => {
     r.close();
   });
 
-  test('a run longer than a slice is cut into chunks whose records decode across the cuts', () => {
+  test('a run longer than a slice is cut into chunks that each decode from their own keyframe', () => {
     const code = assemble(`
       mov %r6, 0
       mov %r7, 60000
@@ -202,7 +196,7 @@ describe.skipIf(!examples)('Recorder', () => {
         expect((c.header.firstStep as number) - (run.chunks[i]!.header.firstStep as number)).toBeLessThanOrEqual(RECORD_SLICE);
         expect(c.payload.pc).toBe(2);
       });
-      expect(checkDecode(run, code, logs[k]!)).toBe(outcomes[k]!.steps);
+      expect(checkDecode(run, walkPrograms([prog]), logs[k]!)).toBe(outcomes[k]!.steps);
     });
     r.close();
   });

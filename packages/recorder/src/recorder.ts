@@ -5,7 +5,7 @@
 // reader rebuilds every step from these without executing the program. See FORMAT.md,
 // "Chunk payloads".
 
-import { encode, Session, type LoadedProgram, type MapDef, type Program, type RunInput, type RunOutcome, type SessionOptions } from '@rewind/vm';
+import { dumpMap, encode, Session, type LoadedProgram, type MapDef, type Program, type Region, type RunInput, type RunOutcome, type SessionOptions } from '@rewind/vm';
 import { TraceWriter } from './container/writer.js';
 import { packPlainMap, type PlainMap, type PlainValue } from './container/plain.js';
 import { StepBuffer, stepInstrumentation } from './steps/instrument.js';
@@ -31,6 +31,9 @@ export interface RecordedRun {
   firstStep: number;
   lastStep: number;
   verdict: string;
+  r0: bigint;
+  fault?: { message: string; kind: string; pc: number };
+  timeNs: bigint;
 }
 
 type RunFn = LoadedProgram['compiled']['run'];
@@ -74,6 +77,16 @@ export class Recorder {
   private startRegions: PlainMap[] | undefined;
   /** Where the current slice's first instruction is: the program and pc compiled.run was entered with. */
   private sliceStart: { program: string; pc: number } | undefined;
+  /** The keyframe of the chunk being recorded: the full state at its first step. */
+  private key: PlainMap | undefined;
+  /** Some program has bpf-to-bpf calls or callbacks: keyframes hold every stack frame, not only the entry's. */
+  private readonly deepStack: boolean;
+  /** Map entries the run being recorded has changed (or could have, through value pointers). */
+  private readonly touched = new Map<string, { map: number; key: Uint8Array | undefined }>();
+  /** Regions defined or moved in the run being recorded. */
+  private readonly moved = new Map<number, PlainMap>();
+  /** The program running now (the entry, or a tail call's target). */
+  private current = '';
 
   private constructor(path: string, opts: RecorderOptions) {
     const largest = Math.max(1, ...opts.programs.map((p) => p.code.length));
@@ -91,11 +104,24 @@ export class Recorder {
       this.events.push({ t: 'write', step: buf.step, region: r.index, offset, bytes: bytes.slice() });
     };
     session.maps.forEach((map, mapIndex) => {
-      map.onMutate = (ev) => this.events.push({ ...(plain(ev) as PlainMap), t: 'map', step: buf.step, map: mapIndex });
+      map.onMutate = (ev) => {
+        this.events.push({ ...(plain(ev) as PlainMap), t: 'map', step: buf.step, map: mapIndex });
+        if (this.recording) this.touch(mapIndex, ev.key);
+      };
     });
     session.mapSpace.onRegion = (index, mapIndex, slot) => {
       const r = m.mem.regions[index];
-      this.events.push({ t: 'region', step: buf.step, index, map: mapIndex, slot, lo: r?.lo ?? 0, hi: r?.hi ?? 0, label: r?.label ?? '' });
+      const at = this.slotKey(mapIndex, slot);
+      this.events.push({ t: 'region', step: buf.step, index, map: mapIndex, slot, lo: r?.lo ?? 0, hi: r?.hi ?? 0, label: r?.label ?? '', key: at?.key ?? null, cpu: at?.cpu ?? 0 });
+    };
+    this.deepStack = loaded.some((lp) => lp.analysis.subprogs.length > 1);
+    // Regions defined or moved while a program runs (packet bounds after xdp_adjust_head, ring
+    // buffer samples, map values) with their bytes then.
+    m.mem.onRefresh = (r) => {
+      if (!this.recording) return;
+      const entry = this.regionEntry(r);
+      this.moved.set(r.index, entry);
+      this.events.push({ t: 'bounds', step: buf.step, ...entry, bytes: this.regionBytes(r) ?? null });
     };
     const meta: PlainMap = {
       programs: opts.programs.map((p) => ({
@@ -109,6 +135,9 @@ export class Recorder {
       maps: opts.maps.map((d) => plain(d)),
       regions: this.regions(),
       slice: RECORD_SLICE,
+      cpus: session.cpus,
+      cpu: session.cpu,
+      initial: this.initialMaps(),
       user: opts.meta ?? {},
     };
     this.writer = TraceWriter.create(path, { meta, overwrite: opts.overwrite });
@@ -119,19 +148,118 @@ export class Recorder {
     return new Recorder(path, opts);
   }
 
+  /** True while a run is being recorded (from Recorder.run until its outcome is written). */
+  private recording = false;
+
+  /** The key (and CPU) whose value a map slot holds now. */
+  private slotKey(mapIndex: number, slot: number): { key: Uint8Array; cpu: number } | undefined {
+    const map = this.session.maps[mapIndex] as { slotKey?: (slot: number) => { key: Uint8Array; cpu: number } | undefined } | undefined;
+    return map?.slotKey?.(slot);
+  }
+
+  private regionEntry(r: Region): Record<string, PlainValue> {
+    const e: Record<string, PlainValue> = { index: r.index, kind: r.kind, label: r.label, origin: r.origin, lo: r.lo, hi: r.hi };
+    const v = this.session.mapSpace.valueOfRegion(r.index);
+    if (v) {
+      const mapIndex = this.session.mapSpace.mapIndexOf(v.map);
+      e.map = mapIndex;
+      e.slot = v.slot;
+      const at = this.slotKey(mapIndex, v.slot);
+      if (at) {
+        e.key = at.key;
+        e.cpu = at.cpu;
+      }
+    }
+    return e;
+  }
+
+  /** The bytes [lo, hi) of a region whose bytes a program reads directly (no handler), or undefined. */
+  private regionBytes(r: Region): Uint8Array | undefined {
+    if (r.handler || r.hi <= r.lo || !r.readable) return undefined;
+    const dv = r.view ?? this.session.machine.mem.dv;
+    return new Uint8Array(dv.buffer, dv.byteOffset + r.base + r.lo, r.hi - r.lo).slice();
+  }
+
+  /** Maps as the object file initialises them (other maps start empty; user-space updates are events). */
+  private initialMaps(): PlainMap[] {
+    const out: PlainMap[] = [];
+    this.session.maps.forEach((map, index) => {
+      // Global data has its one value; prog_array and map-in-map slots the object fills (BTF `values`).
+      const keys = map.def.globalData ? [0] : (map.def.initialSlots ?? []).map((s) => s.index);
+      for (const i of keys) {
+        const key = new Uint8Array(4);
+        new DataView(key.buffer).setUint32(0, i, true);
+        const value = map.lookupSys(key);
+        if (value instanceof Uint8Array) out.push({ map: index, key, value });
+      }
+    });
+    return out;
+  }
+
+  /**
+   * The full state now, at a chunk's first step: where execution is, the registers, and the bytes
+   * of every region the program can have written (stack frames, the packet, ring buffer samples,
+   * map values it was handed in this run, global data).
+   */
+  private keyframe(program: string, pc: number): PlainMap {
+    const m = this.session.machine;
+    const mem: PlainMap[] = [];
+    const seen = new Set<number>();
+    for (const r of m.mem.regions) {
+      if (!r || !r.writable) continue;
+      if (r.kind === 'stack' && r.index > 0 && !this.deepStack) continue;
+      if (r.kind === 'map_value') continue;
+      const bytes = this.regionBytes(r);
+      if (!bytes) continue;
+      seen.add(r.index);
+      mem.push({ region: r.index, lo: r.lo, bytes });
+    }
+    for (const v of this.session.mapSpace.writableRegions()) {
+      const r = m.mem.regions[v.index];
+      const bytes = r && !seen.has(v.index) ? this.regionBytes(r) : undefined;
+      if (bytes) mem.push({ region: v.index, lo: r!.lo, bytes });
+    }
+    return { program, pc, regs: Array.from({ length: 11 }, (_, i) => reg8(m.R, i)), mem, regions: this.movedRegions(), maps: this.mapChanges() };
+  }
+
+  /** Notes a map entry (or a whole queue, stack or bloom filter: no key) the run changed. */
+  private touch(mapIndex: number, key: Uint8Array | undefined): void {
+    const id = key ? `${mapIndex}:${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}` : `${mapIndex}`;
+    if (!this.touched.has(id)) this.touched.set(id, { map: mapIndex, key: key?.slice() });
+  }
+
+  /**
+   * What the run has changed in the maps so far, as the maps hold it now: every entry an
+   * operation changed or a value pointer could have written, with its value (all CPUs, as user
+   * space reads it) or nil when it no longer exists; keyless maps (queues, stacks) whole.
+   */
+  private mapChanges(): PlainMap[] {
+    for (const v of this.session.mapSpace.writableRegions()) {
+      const at = this.slotKey(v.mapIndex, v.slot);
+      if (at) this.touch(v.mapIndex, at.key);
+    }
+    const out: PlainMap[] = [];
+    for (const { map: index, key } of this.touched.values()) {
+      const map = this.session.maps[index]!;
+      if (!key) {
+        out.push({ map: index, items: dumpMap(map).map((e) => Buffer.from(e.value as string, 'hex')) });
+        continue;
+      }
+      const value = map.lookupSys(key);
+      out.push({ map: index, key, value: value instanceof Uint8Array ? value : null });
+    }
+    return out;
+  }
+
+  /** Regions the run defined or moved so far, as they are now. */
+  private movedRegions(): PlainMap[] {
+    return [...this.moved.keys()].map((i) => this.session.machine.mem.regions[i]).filter((r): r is Region => r !== undefined).map((r) => this.regionEntry(r));
+  }
+
   /** The regions defined now: index, kind, label, origin, lo/hi; map values with their map and slot. */
   private regions(): PlainMap[] {
     const out: PlainMap[] = [];
-    for (const r of this.session.machine.mem.regions) {
-      if (!r) continue;
-      const e: Record<string, PlainValue> = { index: r.index, kind: r.kind, label: r.label, origin: r.origin, lo: r.lo, hi: r.hi };
-      const v = this.session.mapSpace.valueOfRegion(r.index);
-      if (v) {
-        e.map = this.session.mapSpace.mapIndexOf(v.map);
-        e.slot = v.slot;
-      }
-      out.push(e);
-    }
+    for (const r of this.session.machine.mem.regions) if (r) out.push(this.regionEntry(r));
     return out;
   }
 
@@ -146,13 +274,16 @@ export class Recorder {
       if (this.startRegs === undefined) {
         this.startRegs = Array.from({ length: 11 }, (_, i) => reg8(m.R, i));
         this.startRegions = this.regions();
+        this.key = this.keyframe(name, pc);
       }
       this.sliceStart ??= { program: name, pc };
       return run(pc, depth, limit);
     };
     c.invoke = (start, depth, args) => {
       const a = Array.from({ length: 5 }, (_, i) => reg8(args, i));
-      this.events.push({ t: 'callback', step: this.buf.step, program: name, start, args: a });
+      // m.steps: the instructions executed before the callback's first one (a callback helper's
+      // call ends its block, so this is the call's step or the previous callback's exit).
+      this.events.push({ t: 'callback', step: m.steps, program: name, start, args: a });
       invoke(start, depth, args);
     };
   }
@@ -162,12 +293,18 @@ export class Recorder {
     const buf = this.buf;
     for (let id = 0; id < table.length; id++) {
       const fn = table[id]!;
+      const output = this.session.output;
       table[id] = (m) => {
-        const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, id, args: [1, 2, 3, 4, 5].map((i) => reg8(m.R, i)), r0: null };
+        const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, pc: m.pc, id, args: [1, 2, 3, 4, 5].map((i) => reg8(m.R, i)), r0: null };
         this.events.push(ev);
+        const before = this.session.output.length;
         fn(m);
         ev.r0 = reg8(m.R, 0);
+        // What the helper printed or sent (trace_printk, ring buffer, perf event output).
+        const out = this.session.output;
+        for (let k = before; k < out.length; k++) this.events.push({ ...(plain(out[k]) as PlainMap), t: 'output', step: buf.step });
       };
+      void output;
     }
   }
 
@@ -196,14 +333,32 @@ export class Recorder {
     buf.startRun();
     buf.tp = 0;
     buf.step = 0;
-    const outcome = this.session.run(programName, input, {
-      slice: RECORD_SLICE,
-      onSlice: (steps) => {
-        this.flush(programName, steps, undefined);
-        buf.resetPredictions();
-      },
-      onTailCall: (p) => this.events.push({ t: 'tailcall', step: buf.step, program: p.program.name }),
-    });
+    this.key = undefined;
+    this.current = programName;
+    this.touched.clear();
+    this.moved.clear();
+    this.recording = true;
+    const m = this.session.machine;
+    let outcome: RunOutcome;
+    try {
+      outcome = this.session.run(programName, input, {
+        slice: RECORD_SLICE,
+        onSlice: (steps) => {
+          this.flush(programName, steps, undefined);
+          buf.resetPredictions();
+          // Step deltas of the next chunk count from its first step, so a chunk decodes alone.
+          buf.ls = steps;
+          // The next chunk starts here: at call depth 0 of the running program, at m.pc.
+          this.key = this.keyframe(this.current, m.pc);
+        },
+        onTailCall: (p) => {
+          this.current = p.program.name;
+          this.events.push({ t: 'tailcall', step: buf.step, program: p.program.name });
+        },
+      });
+    } finally {
+      this.recording = false;
+    }
     this.flush(programName, outcome.steps, {
       verdict: outcome.verdict,
       retval: outcome.retval,
@@ -215,9 +370,20 @@ export class Recorder {
       warnings: plain(outcome.warnings),
       output: plain(outcome.output),
       redirect: plain(outcome.redirect),
+      maps: this.mapChanges(),
+      packetOut: outcome.packet ?? null,
     });
     const lastStep = this.runFirst + outcome.steps;
-    this.runs.push({ run: this.runIndex, program: programName, firstStep: this.runFirst, lastStep, verdict: outcome.verdict });
+    this.runs.push({
+      run: this.runIndex,
+      program: programName,
+      firstStep: this.runFirst,
+      lastStep,
+      verdict: outcome.verdict,
+      r0: outcome.r0,
+      fault: outcome.fault ? { message: outcome.fault.message, kind: outcome.fault.kind, pc: outcome.fault.pc } : undefined,
+      timeNs,
+    });
     this.nextStep = lastStep + 1;
     return outcome;
   }
@@ -238,6 +404,8 @@ export class Recorder {
       program: this.sliceStart?.program ?? program,
       pc: this.sliceStart?.pc ?? 0,
     };
+    if (this.key) payload.key = this.key;
+    this.key = undefined;
     if (outcome) payload.outcome = outcome;
     this.writer.append('chunk', { run: this.runIndex, firstStep: this.runFirst + this.sliceFrom, lastStep: this.runFirst + steps }, packPlainMap(payload, 'the chunk payload'));
     this.events = [];
@@ -252,6 +420,6 @@ export class Recorder {
 
   /** Ends the trace: the end frame lists the runs and the total steps. */
   close(): void {
-    this.writer.close({ runs: this.runs.map((r) => ({ ...r })), totalSteps: this.nextStep });
+    this.writer.close({ runs: this.runs.map((r) => plain(r) as PlainMap), totalSteps: this.nextStep });
   }
 }

@@ -118,6 +118,8 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
   const P = (arr: string, pc: number) => (local(pc) ? `${arr.toLowerCase()}${pc}` : `${arr}[${pc}]`);
   return {
     init(code, an) {
+      local = () => false;
+      declarations = '';
       const entryEnd = an.subprogs[0]!.end;
       if (entryEnd > MAX_LOCAL_SITES) return;
       local = (pc) => pc < entryEnd;

@@ -2,9 +2,8 @@ import { describe, expect, test } from 'vitest';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { assemble, LoadedProgram, Machine, parseDataFile, programFromBytecode, runOnMemory, RAW_ENTRY_REGS, type Bytecode } from '@rewind/vm';
-import { bruteForce } from './test-support.js';
+import { bruteForce, checkWalk, type LogEntry, type TestChunk } from './test-support.js';
 import { StepBuffer, stepInstrumentation } from './instrument.js';
-import { StepDecoder } from './decode.js';
 
 /** Records with keyframes every `slice` instructions: predictions start over at each. */
 function record(code: Bytecode, mem: Uint8Array, slice = 1000) {
@@ -13,16 +12,34 @@ function record(code: Bytecode, mem: Uint8Array, slice = 1000) {
   (m as unknown as { rec: StepBuffer }).rec = buf;
   const p = new LoadedProgram(programFromBytecode(code), m, { entryRegs: RAW_ENTRY_REGS, instrument: stepInstrumentation() });
   buf.startRun();
-  const resets: number[] = [];
+  const chunks: TestChunk[] = [];
+  let start = { pc: 0, regs: new Int32Array(22), base: 0 };
+  let first = true;
+  // The registers at the first instruction are what runOnMemory sets: take them when the program is entered.
+  const run = p.compiled.run;
+  (p.compiled as { run: typeof run }).run = (pc, depth, limit) => {
+    if (first) start.regs = Int32Array.from(m.R.subarray(0, 22));
+    first = false;
+    return run(pc, depth, limit);
+  };
+  let bytes = 0;
+  const cut = (steps: number) => {
+    const records = buf.take();
+    bytes += records.length;
+    chunks.push({ program: 0, pc: start.pc, regs: start.regs, records, events: [], base: start.base, count: steps - start.base });
+  };
   const r = runOnMemory(p, mem, {
     maxSteps: 5_000_000,
     slice,
     onSlice: (steps) => {
+      cut(steps);
       buf.resetPredictions();
-      resets.push(steps);
+      buf.ls = steps;
+      start = { pc: m.pc, regs: Int32Array.from(m.R.subarray(0, 22)), base: steps };
     },
   });
-  return { r, records: buf.take(), machine: m, resets };
+  cut(r.steps);
+  return { r, chunks, bytes, entryEnd: p.analysis.subprogs[0]!.end };
 }
 
 function explicit(code: Bytecode, mem: Uint8Array) {
@@ -35,26 +52,11 @@ function explicit(code: Bytecode, mem: Uint8Array) {
 }
 
 function check(code: Bytecode, mem: Uint8Array, slice?: number) {
-  const { r, records, resets } = record(code, mem, slice);
-  const log = explicit(code, mem);
-  const dec = new StepDecoder(code, records, 0, 0, resets);
-  const writes = log.filter((e) => e[2] !== -1);
-  let wi = 0;
-  let steps = 0;
-  while (!dec.done) {
-    const s = dec.next();
-    steps++;
-    if (s.dst >= 0 || s.store) {
-      const e = writes[wi++]!;
-      expect(s.step).toBe(e[0]);
-      expect(s.pc).toBe(e[1]);
-      if (s.store) expect([s.store.region, s.store.offset | 0, s.store.size, s.store.lo, s.store.hi]).toEqual(e.slice(3));
-      else expect([s.dst, s.lo, s.hi]).toEqual(e.slice(2));
-    }
-  }
-  expect(wi).toBe(writes.length);
+  const { r, chunks, bytes, entryEnd } = record(code, mem, slice);
+  const log = explicit(code, mem) as LogEntry[];
+  const steps = checkWalk([{ name: 'prog', code, entryEnd }], chunks, log);
   expect(steps).toBe(r.steps);
-  return { steps, bytes: records.length };
+  return { steps, bytes };
 }
 
 describe('step records', () => {

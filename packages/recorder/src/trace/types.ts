@@ -133,3 +133,41 @@ export type StepQuery =
   | { kind: 'helper'; name: string }
   | { kind: 'map'; map: string; op?: string }
   | { kind: 'verdict'; verdict: string };
+
+/** Where a step is, cheaply (no state rebuilt): for stepping over calls and running to a point. */
+export interface StepPosition {
+  step: number;
+  run: number;
+  program: string;
+  pc: number;
+  depth: number;
+}
+
+/** A trace opened for reading: `Trace.open(path)` gives one. */
+export interface TraceView {
+  readonly path: string;
+  /** Size of the file. */
+  readonly bytes: number;
+  /** The file ended before its end frame (a recording that was killed): what it holds is readable. */
+  readonly truncated: boolean;
+  readonly programs: readonly TraceProgram[];
+  readonly maps: readonly MapDef[];
+  readonly runs: readonly TraceRun[];
+  /** The number of the last step (steps are 0..lastStep). */
+  readonly lastStep: number;
+  /** The run a step belongs to. */
+  runOf(step: number): TraceRun;
+  /** pc, program, run and call depth at a step, without rebuilding the whole state. */
+  position(step: number): StepPosition;
+  /** The full state at a step. */
+  state(step: number): StepState;
+  /** The last step at or before `step` that wrote the target (undefined: none since the trace began). */
+  prevWrite(target: WriteTarget, step: number): number | undefined;
+  /** The first step after `step` that writes the target. */
+  nextWrite(target: WriteTarget, step: number): number | undefined;
+  /** Where the target's value at `step` came from: the step that wrote it and what that step read. */
+  origin(target: WriteTarget, step: number): Origin | undefined;
+  /** The next (direction 1) or previous (-1) step after/before `from` that matches. */
+  find(query: StepQuery, from: number, direction: 1 | -1): number | undefined;
+  close(): void;
+}

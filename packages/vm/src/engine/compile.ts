@@ -194,8 +194,12 @@ export function bswap32(x: number): number {
 }
 
 const HB = REGION_HI_BASE;
-/** Helpers that run a callback of the program: bpf_for_each_map_elem (164), bpf_loop (181). */
-export const CALLBACK_HELPERS: ReadonlySet<number> = new Set([164, 181]);
+/**
+ * Helpers after which the block ends, so that the steps counted up front for a block are exact
+ * where execution leaves it: bpf_tail_call (12) does not come back, and the callbacks of
+ * bpf_for_each_map_elem (164) and bpf_loop (181) run between the call and the next slot.
+ */
+export const BLOCK_ENDING_HELPERS: ReadonlySet<number> = new Set([12, 164, 181]);
 
 function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): { source: string; REM: Int32Array; usesShadow: boolean } {
   const n = code.length;
@@ -238,9 +242,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     if (an.isSecondSlot[pc]) continue;
     if (klass === BPF_JMP || klass === BPF_JMP32) {
       const jop = op & 0xf0;
-      // Helpers that call back into the program (bpf_for_each_map_elem, bpf_loop) end their block
-      // too: the callback's instructions are counted after the call's, before the next slot's.
-      if (jop !== BPF_CALL || code.src[pc] === BPF_PSEUDO_CALL || CALLBACK_HELPERS.has(code.imm[pc]!)) leader[pc + (op === LDDW ? 2 : 1)] = 1;
+      if (jop !== BPF_CALL || code.src[pc] === BPF_PSEUDO_CALL || BLOCK_ENDING_HELPERS.has(code.imm[pc]!)) leader[pc + (op === LDDW ? 2 : 1)] = 1;
     }
     for (const s of an.subprogs) leader[s.start] = 1;
   }
