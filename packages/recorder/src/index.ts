@@ -10,3 +10,4 @@ export { StepBuffer, stepInstrumentation } from './steps/instrument.js';
 export { Trace } from './trace/trace.js';
 export { MapState } from './trace/mapstate.js';
 export type * from './trace/types.js';
+export { verifyTrace, type VerifyResult } from './trace/verify.js';

@@ -22,6 +22,10 @@ export interface RecorderOptions {
   meta?: PlainMap;
   /** Replace an existing trace file. */
   overwrite?: boolean;
+  /** The object's .BTF section, stored so a reader shows map keys and values through their C types. */
+  btf?: Uint8Array;
+  /** Called between slices of a long run with the instructions the run has executed so far. */
+  onProgress?: (steps: number) => void;
 }
 
 /** A run as the end frame lists it. */
@@ -88,7 +92,10 @@ export class Recorder {
   /** The program running now (the entry, or a tail call's target). */
   private current = '';
 
+  private readonly onProgress: ((steps: number) => void) | undefined;
+
   private constructor(path: string, opts: RecorderOptions) {
+    this.onProgress = opts.onProgress;
     const largest = Math.max(1, ...opts.programs.map((p) => p.code.length));
     const buf = (this.buf = new StepBuffer(largest));
     // The StepBuffer must be on the machine before any program compiles: the prologue reads vm.rec.
@@ -137,8 +144,11 @@ export class Recorder {
       slice: RECORD_SLICE,
       cpus: session.cpus,
       cpu: session.cpu,
+      // What a re-execution needs to make the same session (`rewind verify`).
+      session: plain({ ...opts.sessionOptions, instrument: undefined }) as PlainMap,
       initial: this.initialMaps(),
       user: opts.meta ?? {},
+      btf: opts.btf ?? null,
     };
     this.writer = TraceWriter.create(path, { meta, overwrite: opts.overwrite });
   }
@@ -328,6 +338,7 @@ export class Recorder {
       ctx: input.ctx ? Object.fromEntries(Object.entries(input.ctx).map(([k, v]) => [k, BigInt(v)])) : null,
       mem: input.mem ?? null,
       timeNs,
+      prng: this.session.prng.seedState,
       between,
     };
     buf.startRun();
@@ -350,6 +361,7 @@ export class Recorder {
           buf.ls = steps;
           // The next chunk starts here: at call depth 0 of the running program, at m.pc.
           this.key = this.keyframe(this.current, m.pc);
+          this.onProgress?.(steps);
         },
         onTailCall: (p) => {
           this.current = p.program.name;

@@ -11,11 +11,37 @@ const cli = yargs(hideBin(process.argv))
   .usage('$0 <command> [options]\n\nRecord and replay eBPF programs: run them in a kernel-faithful VM, record every step, debug forward and backward.')
   .command(
     'demo',
-    'Run the bundled example program and show what it did',
-    (y) => y,
+    'Open the time-travel debugger on the bundled XDP firewall run over a bundled pcap (recorded into ./traces/)',
+    (y) => y.epilogue('Without a terminal it records the trace, names it and says how to inspect it (exit 0).'),
     async () => {
       const { demo } = await import('./commands/demo.js');
       process.exitCode = await demo();
+    },
+  )
+  .command(
+    'replay <trace>',
+    'Open a recorded trace in the time-travel debugger (full screen; ? lists the keys)',
+    (y) =>
+      y
+        .positional('trace', { type: 'string', demandOption: true, describe: 'a .rwt trace' })
+        .option('at', { type: 'number', describe: 'start at this step' })
+        .option('run', { type: 'number', describe: 'start at the first step of this run' })
+        .epilogue('Needs a terminal: without one it says to use `rewind inspect <trace> --at N` and exits with 2.'),
+    async (argv) => {
+      const { replay } = await import('./commands/replay.js');
+      process.exitCode = await replay(argv as never);
+    },
+  )
+  .command(
+    'debug <program>',
+    'Record a program (.o, .data, or .c compiled with clang -target bpf) on its inputs into ./traces/ and open the debugger',
+    (y) =>
+      inputOptions(y)
+        .example('$0 debug examples/xdp-firewall/xdp-firewall.o --pcap examples/pcaps/mixed.pcap --maps examples/xdp-firewall/maps.json', '')
+        .epilogue('Traces are named ./traces/<program>-<n>.rwt and never overwritten. Without a terminal it records, names the trace and exits 0.'),
+    async (argv) => {
+      const { debug } = await import('./commands/debug.js');
+      process.exitCode = await debug(argv as never);
     },
   )
   .command(
@@ -33,6 +59,46 @@ const cli = yargs(hideBin(process.argv))
     },
   )
   .command(
+    'record <program>',
+    'Run a program on its inputs (as `rewind run`) and record every step into a .rwt trace',
+    (y) =>
+      inputOptions(y)
+        .option('output', { alias: 'o', type: 'string', describe: 'the trace file (default: traces/<program>-<n>.rwt, never overwritten)' })
+        .option('runs', { type: 'string', describe: 'record only these runs, e.g. 0,3,10-20 (all run; the others are not recorded)' })
+        .option('runs-if', { type: 'string', describe: 'record only the runs that end with a verdict: verdict=XDP_DROP' })
+        .example('$0 record examples/xdp-firewall/xdp-firewall.o --pcap examples/pcaps/mixed.pcap --maps examples/xdp-firewall/maps.json', '')
+        .example('$0 record prog.o --pcap big.pcap --runs-if verdict=XDP_DROP -o drops.rwt', '')
+        .epilogue('Prints a one-line summary (runs, steps, bytes, bytes per step); a progress bar on a terminal.'),
+    async (argv) => {
+      const { record } = await import('./commands/record.js');
+      process.exitCode = await record(argv as never);
+    },
+  )
+  .command(
+    'inspect <trace>',
+    'Print the state at a step of a trace (--at N), or its runs (--summary, the default)',
+    (y) =>
+      y
+        .positional('trace', { type: 'string', demandOption: true, describe: 'a .rwt trace' })
+        .option('at', { type: 'number', describe: 'the step to show (with --run: counted from that run\'s first step)' })
+        .option('run', { type: 'number', describe: 'count --at from this run\'s first step' })
+        .option('summary', { type: 'boolean', default: false, describe: 'runs with their verdicts and step ranges, totals, file size' })
+        .option('json', { type: 'boolean', default: false, describe: 'print JSON: {"step","run","pc","insn","regs","source","stack","maps"} or {"steps","runs","bytes"}' }),
+    async (argv) => {
+      const { inspect } = await import('./commands/inspect.js');
+      process.exitCode = await inspect(argv as never);
+    },
+  )
+  .command(
+    'verify <trace>',
+    'Re-execute a trace\'s runs from its recorded inputs and check every step against it',
+    (y) => y.positional('trace', { type: 'string', demandOption: true, describe: 'a .rwt trace' }).epilogue('Exit status: 0 every step agrees, 1 a difference (named), 2 bad arguments.'),
+    async (argv) => {
+      const { verify } = await import('./commands/verify.js');
+      process.exitCode = await verify(argv as never);
+    },
+  )
+  .command(
     'kernel-diff <program>',
     'Run a program in Rewind and in the Linux kernel (bpftool, test runs) on the same inputs and report every difference',
     (y) =>
@@ -42,6 +108,21 @@ const cli = yargs(hideBin(process.argv))
     async (argv) => {
       const { kernelDiff } = await import('./commands/kernel-diff.js');
       process.exitCode = await kernelDiff(argv as never);
+    },
+  )
+  .command(
+    'test <paths..>',
+    'Run declarative tests: .data files (uBPF, bpf_conformance) and *.rewind.json specs; a line per test, a summary',
+    (y) =>
+      y
+        .positional('paths', { type: 'string', array: true, demandOption: true, describe: 'test files or folders (searched for .data and *.rewind.json)' })
+        .option('record-failures', { type: 'string', describe: 'keep a trace of each failing test in this folder and print the command that opens it' })
+        .example('$0 test examples/specs', '')
+        .example('$0 test ../shared/bpf-tests/ubpf --record-failures traces/failures', '')
+        .epilogue('Exit status: 0 all passed, 1 a test failed, 2 a file is not a valid test. The spec format is in packages/tui/TESTS.md.'),
+    async (argv) => {
+      const { test } = await import('./commands/test.js');
+      process.exitCode = await test(argv as never);
     },
   )
   .command(

@@ -5,6 +5,8 @@
 import {
   decode,
   formatInsn,
+  parseBtf,
+  type Btf,
   HELPER_NAMES,
   REGION_HI_BASE,
   type Bytecode,
@@ -94,6 +96,19 @@ export class Trace implements TraceView {
   readonly maps: MapDef[];
   readonly runs: TraceRun[];
   readonly lastStep: number;
+  /** The object's BTF, when the recording stored it (map keys and values through their C types). */
+  get btf(): Btf | undefined {
+    if (this.btfParsed === undefined) {
+      const raw = bin(this.meta.btf);
+      try {
+        this.btfParsed = raw ? parseBtf(raw, this.path) : null;
+      } catch {
+        this.btfParsed = null;
+      }
+    }
+    return this.btfParsed ?? undefined;
+  }
+  private btfParsed: Btf | null | undefined;
   /** Header meta as written (tool version, user meta, slice). */
   readonly meta: PlainMap;
   readonly cpus: number;
@@ -325,6 +340,32 @@ export class Trace implements TraceView {
     this.chunkCache.set(ref.frame, loaded);
     if (this.chunkCache.size > CHUNK_CACHE) this.chunkCache.delete(this.chunkCache.keys().next().value!);
     return loaded;
+  }
+
+  /** The chunks of a run (for `verify`, which compares traces chunk by chunk). */
+  chunkCount(run: number): number {
+    return this.runRefs[run]!.chunks.length;
+  }
+
+  /** A run's chunk, decoded: its first global step, its steps and its events (run-relative steps). */
+  decodedChunk(run: number, index: number): { first: number; steps: ChunkSteps; events: readonly WalkEvent[] } {
+    const c = this.chunk(this.runRefs[run]!, index);
+    return { first: c.ref.first, steps: c.steps, events: c.events };
+  }
+
+  /** A run's inputs as its run frame holds them, and the map changes user space made before it. */
+  runInputs(run: number): PlainMap {
+    return this.runPayload(this.runRefs[run]!);
+  }
+
+  /** Whether the run's end is in the file (false for the last run of a killed recording). */
+  runComplete(run: number): boolean {
+    return this.runRefs[run]!.complete;
+  }
+
+  /** A pc in llvm-objdump syntax. */
+  insnAt(program: number, pc: number): string {
+    return this.describe(pc, this.programs[program]!);
   }
 
   private locate(step: number): { run: RunRef; c: LoadedChunk; k: number; ci: number } {

@@ -178,6 +178,8 @@ export class Btf {
     readonly file: string,
     private readonly list: BtfType[],
     private readonly strings: Uint8Array,
+    /** The .BTF section it was parsed from (a trace stores it, to show values through their types). */
+    readonly raw?: Uint8Array,
   ) {}
 
   /** All types, indexed by id; `types[0]` is void. */
@@ -409,7 +411,7 @@ export function parseBtf(bytes: Uint8Array, file = '<btf>'): Btf {
   for (const r of refs) {
     if (r.ref >= types.length) throw err(`type [${r.id}] refers to type id ${r.ref} out of range`, r.at);
   }
-  return new Btf(file, types, strings);
+  return new Btf(file, types, strings, bytes);
 }
 
 /** True for the kinds that only qualify or rename another type. */
