@@ -99,7 +99,7 @@ export class Recorder {
     const largest = Math.max(1, ...opts.programs.map((p) => p.code.length));
     const buf = (this.buf = new StepBuffer(largest));
     // The StepBuffer must be on the machine before any program compiles: the prologue reads vm.rec.
-    const session = new Session(opts.programs, opts.maps, { ...opts.sessionOptions, instrument: stepInstrumentation() });
+    const session = new Session(opts.programs, opts.maps, { ...opts.sessionOptions, instrument: stepInstrumentation(buf) });
     (session.machine as unknown as { rec: StepBuffer }).rec = buf;
     this.session = session;
     // Compile every program now, so that no later load replaces the wrapped helpers (LoadedProgram sets machine.helperTable).
@@ -419,7 +419,15 @@ export class Recorder {
     if (this.key) payload.key = this.key;
     this.key = undefined;
     if (outcome) payload.outcome = outcome;
-    this.writer.append('chunk', { run: this.runIndex, firstStep: this.runFirst + this.sliceFrom, lastStep: this.runFirst + steps }, packPlainMap(payload, 'the chunk payload'));
+    // What the chunk's steps wrote, so a search for the last write of a register or of memory
+    // skips chunks by their header alone: registers (bit r), inline stores, out-of-line writes' regions.
+    const sum = this.buf.takeSummary();
+    const written = [...new Set(this.events.filter((e) => e.t === 'write').map((e) => e.region as number))];
+    this.writer.append(
+      'chunk',
+      { run: this.runIndex, firstStep: this.runFirst + this.sliceFrom, lastStep: this.runFirst + steps, regs: sum.regs, stores: sum.stores, written },
+      packPlainMap(payload, 'the chunk payload'),
+    );
     this.events = [];
     this.sliceFrom = steps;
     this.sliceStart = undefined;

@@ -14,7 +14,21 @@
 // what follows: LO (the low half, i32), HI (the high half, i32), ADDR (region u16, offset u32),
 // FLIP (the jump went the other way; nothing follows).
 
-import type { Instrumentation } from '@rewind/vm';
+import {
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_ATOMIC,
+  BPF_CALL,
+  BPF_EXIT,
+  BPF_LD,
+  BPF_LDX,
+  BPF_PSEUDO_CALL,
+  BPF_ST,
+  BPF_STX,
+  LDDW,
+  type Bytecode,
+  type Instrumentation,
+} from '@rewind/vm';
 
 export const REC_LO = 1;
 export const REC_HI = 2;
@@ -42,6 +56,27 @@ export class StepBuffer {
   readonly PB: Uint8Array;
   /** The step of the instruction about to call out of line (helpers, slow-path stores). */
   step = 0;
+  /**
+   * Per compiled program: the basic blocks entered since the last chunk (1 at a block's first
+   * pc), and what each block can write: registers (bit r) and whether it stores to memory.
+   */
+  readonly programs: { code: Bytecode; vis: Uint8Array; regs: Int32Array; stores: Uint8Array }[] = [];
+
+  /** What the blocks entered since the last call wrote, as a chunk header summarises it; forgets the visits. */
+  takeSummary(): { regs: number; stores: boolean } {
+    let regs = 0;
+    let stores = false;
+    for (const p of this.programs) {
+      const vis = p.vis;
+      for (let pc = 0; pc < vis.length; pc++) {
+        if (!vis[pc]) continue;
+        regs |= p.regs[pc]!;
+        if (p.stores[pc]) stores = true;
+      }
+      vis.fill(0);
+    }
+    return { regs, stores };
+  }
 
   constructor(slots: number, initial = 1 << 16) {
     this.u8 = new Uint8Array(initial);
@@ -99,7 +134,40 @@ const MAX_LOCAL_SITES = 4096;
  * (a run, a slice): the same points where the recorder resets the arrays that hold the
  * predictions of the other functions' sites.
  */
-export function stepInstrumentation(): Instrumentation {
+/** Registers an instruction can change (bit r), and whether it stores to memory inline. */
+function effects(code: Bytecode, pc: number): { regs: number; stores: boolean } {
+  const op = code.op[pc]!;
+  const klass = op & 7;
+  const ALL = 0x7ff;
+  switch (klass) {
+    case BPF_ALU:
+    case BPF_ALU64:
+    case BPF_LDX:
+      return { regs: 1 << code.dst[pc]!, stores: false };
+    case BPF_LD:
+      return { regs: op === LDDW ? 1 << code.dst[pc]! : 1, stores: false };
+    case BPF_ST:
+      return { regs: 0, stores: true };
+    case BPF_STX:
+      // Atomics write memory out of line (write events); fetching ones write a register.
+      if ((op & 0xe0) === BPF_ATOMIC) return { regs: 1 | (1 << code.src[pc]!), stores: false };
+      return { regs: 0, stores: true };
+    default: {
+      const jop = op & 0xf0;
+      // Calls and returns switch frames (every register can change); a helper writes r0, and
+      // one that calls back runs program code.
+      if (jop === BPF_EXIT) return { regs: ALL, stores: false };
+      if (jop === BPF_CALL) return code.src[pc] === BPF_PSEUDO_CALL || [164, 181].includes(code.imm[pc]!) ? { regs: ALL, stores: true } : { regs: 1, stores: false };
+      return { regs: 0, stores: false };
+    }
+  }
+}
+
+/**
+ * `buf`: the StepBuffer the recorder sets on the machine; with it, every basic block entered is
+ * noted, so each chunk's header can say which registers and whether memory its steps wrote.
+ */
+export function stepInstrumentation(buf?: StepBuffer): Instrumentation {
   // Writes a record header for step q with flags f (JavaScript, inlined by V8).
   const prologue = `
 const REC = vm.rec;
@@ -113,6 +181,9 @@ function recHead(q, f) {
 }
 function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
   let local: (pc: number) => boolean = () => false;
+  // The program being compiled: its block table on the StepBuffer.
+  let current: { code: Bytecode; vis: Uint8Array; regs: Int32Array; stores: Uint8Array } | undefined;
+  let programIndex = -1;
   let declarations = '';
   // The name of a prediction of site pc: a local of the entry function, or an array element.
   const P = (arr: string, pc: number) => (local(pc) ? `${arr.toLowerCase()}${pc}` : `${arr}[${pc}]`);
@@ -120,6 +191,12 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
     init(code, an) {
       local = () => false;
       declarations = '';
+      current = undefined;
+      programIndex = -1;
+      if (buf) {
+        current = { code, vis: new Uint8Array(code.length), regs: new Int32Array(code.length), stores: new Uint8Array(code.length) };
+        programIndex = buf.programs.push(current) - 1;
+      }
       const entryEnd = an.subprogs[0]!.end;
       if (entryEnd > MAX_LOCAL_SITES) return;
       local = (pc) => pc < entryEnd;
@@ -133,7 +210,7 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
       }
       declarations = names.length ? `let ${names.join(', ')};` : '';
     },
-    prologue: () => prologue,
+    prologue: () => (programIndex >= 0 ? `${prologue}\nconst VIS = REC.programs[${programIndex}].vis;` : prologue),
     enter: () => `${declarations} tp = REC.tp; LS = REC.ls; TD = REC.dv; TLIM = REC.limit;`,
     epilogue: () => `REC.tp = tp; REC.ls = LS;`,
     afterInsn(pc, dst, step) {
@@ -165,5 +242,19 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
       return `if (${pb} !== ${want}) { ${pb} = ${want}; recHead(${step}, ${REC_FLIP}); if (tp > TLIM) recGrow(); }`;
     },
     beforeCall: (_pc, step) => `REC.step = ${step}; REC.tp = tp; REC.ls = LS;`,
+    block(pc, last) {
+      const p = current;
+      if (!p) return '';
+      let regs = 0;
+      let stores = 0;
+      for (let q = pc; q <= last; q += p.code.op[q] === LDDW ? 2 : 1) {
+        const e = effects(p.code, q);
+        regs |= e.regs;
+        if (e.stores) stores = 1;
+      }
+      p.regs[pc] = regs;
+      p.stores[pc] = stores;
+      return `VIS[${pc}] = 1;`;
+    },
   };
 }

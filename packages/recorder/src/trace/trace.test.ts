@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { assemble, dumpMap, loadPackets, loadProgramFile, programFromBytecode, Session, type Instrumentation, type MapDef, type Program, type RunInput } from '@rewind/vm';
 import { Recorder } from '../recorder.js';
 import { Trace } from './trace.js';
+import { TraceReader } from '../container/reader.js';
 
 const repo = fileURLToPath(new URL('../../../../', import.meta.url));
 const ex = (p: string) => join(repo, 'examples', p);
@@ -193,6 +194,22 @@ describe.each(cases)('$name: the trace agrees with an independent execution', (c
       }
     });
     expect(compared).toBeGreaterThan(0);
+  });
+
+  test("chunk headers' write summaries cover every register and region the chunk's steps wrote", () => {
+    const reader = TraceReader.open(path);
+    const headers = reader.frames.filter((f) => f.kind === 'chunk').map((f) => f.header as Record<string, unknown>);
+    reader.close();
+    let k = 0;
+    trace.runs.forEach((r) => {
+      for (let i = 0; i < trace.chunkCount(r.index); i++) {
+        const h = headers[k++]!;
+        const { steps } = trace.decodedChunk(r.index, i);
+        expect((steps.regMask & ~(h.regs as number)) >>> 0, `registers outside the summary of chunk ${k}`).toBe(0);
+        if (!h.stores) for (const region of steps.memRegions) expect(h.written as number[]).toContain(region);
+      }
+    });
+    expect(k).toBe(headers.length);
   });
 
   test("every run's last step: stack, packet and maps as the session left them", () => {

@@ -83,8 +83,9 @@ const obj = (v: PlainValue | undefined): PlainMap => (v && typeof v === 'object'
 
 /** Chunks kept decoded (each up to 65,536 steps, a few MB). */
 const CHUNK_CACHE = 8;
-/** Events a state lists: the run's last ones up to the step. */
+/** Events a state lists: the run's last ones up to the step, from at most this many chunks back. */
 const STATE_EVENTS = 200;
+const EVENT_CHUNKS = 8;
 /** Runs between cached map snapshots. */
 const MAP_SNAPSHOT_EVERY = 64;
 
@@ -119,6 +120,9 @@ export class Trace implements TraceView {
   private readonly initialMaps: MapState;
   private readonly chunkCache = new Map<number, LoadedChunk>();
   private readonly runPayloads = new Map<number, PlainMap>();
+  private readonly eventCache = new Map<number, WalkEvent[]>();
+  /** What each decoded chunk wrote (registers, regions), kept for every chunk ever decoded: searches skip chunks by it. */
+  private readonly summaries = new Map<number, { regMask: number; memRegions: Set<number> | 'any' }>();
   private readonly mapSnapshots = new Map<number, MapState>();
   private lastRunMaps: { run: number; maps: MapState } | undefined;
 
@@ -176,6 +180,8 @@ export class Trace implements TraceView {
         const run = runs[runs.length - 1];
         if (!run) throw new TraceFormatError(`${this.path}: frame ${f.number} (chunk) comes before any run`, this.path);
         const c = { frame: f.number, first: num(h.firstStep), last: num(h.lastStep) };
+        // The recorder's summary of what the chunk wrote: searches skip chunks by it.
+        if (typeof h.regs === 'number') this.summaries.set(f.number, { regMask: h.regs, memRegions: h.stores ? 'any' : new Set(list(h.written).map((x) => num(x))) });
         run.chunks.push(c);
         run.info.lastStep = c.last;
       }
@@ -337,6 +343,7 @@ export class Trace implements TraceView {
       throw e;
     }
     const loaded: LoadedChunk = { ref, run, payload, key, events, steps };
+    this.summaries.set(ref.frame, { regMask: steps.regMask, memRegions: steps.memRegions });
     this.chunkCache.set(ref.frame, loaded);
     if (this.chunkCache.size > CHUNK_CACHE) this.chunkCache.delete(this.chunkCache.keys().next().value!);
     return loaded;
@@ -613,9 +620,10 @@ export class Trace implements TraceView {
     const out: TraceEvent[] = [];
     const upto = step - run.info.firstStep;
     const ci = this.chunkIndexOf(run, step);
-    for (let i = ci; i >= 0 && out.length < STATE_EVENTS; i--) {
-      const ch = i === ci ? c : this.chunk(run, i);
-      const evs = ch.events.filter((e) => e.step <= upto && (e.step > ch.steps.base || i === 0));
+    for (let i = ci; i >= 0 && i > ci - EVENT_CHUNKS && out.length < STATE_EVENTS; i--) {
+      const base = run.chunks[i]!.first - run.info.firstStep;
+      const events = i === ci ? c.events : this.chunkEvents(run.chunks[i]!);
+      const evs = events.filter((e) => e.step <= upto && (e.step > base || i === 0));
       const mapped: TraceEvent[] = [];
       for (const e of evs) {
         const ev = this.traceEvent(e, run);
@@ -625,6 +633,19 @@ export class Trace implements TraceView {
     }
     if (step === run.info.lastStep && run.info.fault) out.push({ kind: 'fault', step, text: run.info.fault.message });
     return out;
+  }
+
+  /** A chunk's events without walking its steps (cached with the chunk when it is decoded). */
+  private chunkEvents(ref: ChunkRef): WalkEvent[] {
+    const cached = this.chunkCache.get(ref.frame);
+    if (cached) return cached.events;
+    let events = this.eventCache.get(ref.frame);
+    if (!events) {
+      events = list(this.payload(ref.frame).events).map((e) => obj(e) as unknown as WalkEvent);
+      if (this.eventCache.size >= 64) this.eventCache.delete(this.eventCache.keys().next().value!);
+      this.eventCache.set(ref.frame, events);
+    }
+    return events;
   }
 
   private traceEvent(e: WalkEvent, run: RunRef): TraceEvent | undefined {
@@ -685,10 +706,12 @@ export class Trace implements TraceView {
     return false;
   }
 
-  /** Whether a chunk can hold a write of the target (false: skip it whole). */
-  private mayWrite(c: LoadedChunk, t: WriteTarget): boolean {
-    if (t.kind === 'reg') return (c.steps.regMask & (1 << t.reg)) !== 0;
-    if (t.kind === 'mem') return c.steps.memRegions.has(t.region);
+  /** Whether a chunk can hold a write of the target (false: skip it whole, without decoding it again). */
+  private mayWrite(ref: ChunkRef, t: WriteTarget): boolean {
+    const s = this.summaries.get(ref.frame);
+    if (!s) return true;
+    if (t.kind === 'reg') return (s.regMask & (1 << t.reg)) !== 0;
+    if (t.kind === 'mem') return s.memRegions === 'any' || s.memRegions.has(t.region);
     return true;
   }
 
@@ -720,6 +743,7 @@ export class Trace implements TraceView {
     for (;;) {
       const rr = this.runRefs[r]!;
       for (let i = ci; i >= 0; i--) {
+        if (target.kind !== 'map' && !this.mayWrite(rr.chunks[i]!, target)) continue;
         const c = this.chunk(rr, i);
         const kMax = Math.min(c.steps.count, limit - c.ref.first);
         if (target.kind === 'map') {
@@ -727,7 +751,6 @@ export class Trace implements TraceView {
           if (hits.length) return c.ref.first + hits[hits.length - 1]!;
           continue;
         }
-        if (!this.mayWrite(c, target)) continue;
         for (let j = kMax; j >= 1; j--) if (this.writes(c, j, target)) return c.ref.first + j;
       }
       // Registers and stack belong to a run; map entries and other memory go on across runs.
@@ -747,6 +770,7 @@ export class Trace implements TraceView {
     for (;;) {
       const rr = this.runRefs[r]!;
       for (let i = ci; i < rr.chunks.length; i++) {
+        if (target.kind !== 'map' && !this.mayWrite(rr.chunks[i]!, target)) continue;
         const c = this.chunk(rr, i);
         const kMin = Math.max(1, from - c.ref.first + 1);
         if (target.kind === 'map') {
@@ -754,7 +778,6 @@ export class Trace implements TraceView {
           if (hit !== undefined) return c.ref.first + hit;
           continue;
         }
-        if (!this.mayWrite(c, target)) continue;
         for (let j = kMin; j <= c.steps.count; j++) if (this.writes(c, j, target)) return c.ref.first + j;
       }
       if (target.kind === 'reg' || r === this.runRefs.length - 1) return undefined;

@@ -26,6 +26,7 @@ import {
   type ProgramSource,
   type RunInput,
   type RunOutcome,
+  Session,
 } from '@rewind/vm';
 import { Recorder } from '../recorder.js';
 
@@ -215,8 +216,8 @@ export function shownPath(path: string): string {
 }
 
 export interface TestProgramOptions extends LoadOptions {
-  /** Where the trace is written. */
-  trace: string;
+  /** Where the trace is written; without it the runs are not recorded. */
+  trace?: string;
   /** Where it will be kept if the test fails (default: `trace`). */
   keptAs?: string;
   /** Stored in the trace's header (the test's file and name). */
@@ -227,11 +228,15 @@ export interface TestProgramOptions extends LoadOptions {
 export class TestProgram {
   readonly source: ProgramSource;
   readonly program: Program;
-  readonly recorder: Recorder;
+  readonly session: Session;
+  /** The recorder, when the runs are recorded. */
+  readonly recorder?: Recorder;
   readonly runs: TestRun[] = [];
-  readonly tracePath: string;
+  readonly tracePath?: string;
   readonly location: TraceLocation;
   private closed = false;
+  /** The next run's first step, numbered as the recorder numbers them. */
+  private nextStep = 0;
 
   /** `file`: a program file, or a program already loaded (a `.data` test parsed by its runner). */
   constructor(file: string | ProgramSource, opts: TestProgramOptions) {
@@ -241,22 +246,30 @@ export class TestProgram {
     if (type && program.type !== type) program = { ...program, type };
     this.program = program;
     const programs = this.source.programs.map((p) => (p.name === program.name ? program : p));
-    mkdirSync(dirname(resolve(opts.trace)), { recursive: true });
-    this.tracePath = opts.trace;
-    this.location = { shown: shownPath(opts.keptAs ?? opts.trace) };
-    this.recorder = Recorder.create(opts.trace, {
-      programs,
-      maps: this.source.maps,
-      sessionOptions: { cpus: opts.cpus, cpu: opts.cpu, seed: opts.seed, maxSteps: opts.maxSteps, strict: opts.strict, fib: opts.fib },
-      meta: { program: this.source.file, ...(opts.section ? { section: opts.section } : {}), ...opts.meta },
-      overwrite: true,
-    });
+    const sessionOptions = { cpus: opts.cpus, cpu: opts.cpu, seed: opts.seed, maxSteps: opts.maxSteps, strict: opts.strict, fib: opts.fib };
+    this.location = { shown: shownPath(opts.keptAs ?? opts.trace ?? this.source.file) };
+    if (opts.trace === undefined) {
+      this.session = new Session(programs, this.source.maps, sessionOptions);
+      // Compile now, so that a program the loader rejects is rejected here, as with a recorder.
+      for (const p of programs) this.session.program(p.name);
+    } else {
+      mkdirSync(dirname(resolve(opts.trace)), { recursive: true });
+      this.tracePath = opts.trace;
+      this.recorder = Recorder.create(opts.trace, {
+        programs,
+        maps: this.source.maps,
+        sessionOptions,
+        meta: { program: this.source.file, ...(opts.section ? { section: opts.section } : {}), ...opts.meta },
+        overwrite: true,
+      });
+      this.session = this.recorder.session;
+    }
     const inits = opts.maps === undefined ? [] : typeof opts.maps === 'string' || !Array.isArray(opts.maps) ? [opts.maps as MapsInit] : (opts.maps as MapsInit[]);
     for (const m of inits) applyMaps(this.maps, m);
   }
 
   get maps(): readonly BpfMap[] {
-    return this.recorder.session.maps;
+    return this.session.maps;
   }
 
   map(name: string): BpfMap {
@@ -269,9 +282,12 @@ export class TestProgram {
   run(input: RunInput = {}, programName = this.program.name): TestRun {
     if (this.closed) throw new TestInputError(`${this.source.file}: the program's trace is closed`);
     const withMem = this.source.mem !== undefined && input.mem === undefined && input.packet === undefined ? { ...input, mem: this.source.mem } : input;
-    const outcome = this.recorder.run(programName, withMem);
-    const rec = this.recorder.recorded[this.recorder.recorded.length - 1]!;
-    const run: TestRun = { ...outcome, index: rec.run, lastStep: rec.lastStep, trace: this.location };
+    const rec = this.recorder;
+    const outcome = rec ? rec.run(programName, withMem) : this.session.run(programName, withMem);
+    // A run's steps are firstStep..firstStep + steps: its last is the state after the exit (or the fault).
+    const lastStep = rec ? rec.recorded[rec.recorded.length - 1]!.lastStep : this.nextStep + outcome.steps;
+    this.nextStep = lastStep + 1;
+    const run: TestRun = { ...outcome, index: this.runs.length, lastStep, trace: this.location };
     this.runs.push(run);
     return run;
   }
@@ -285,7 +301,7 @@ export class TestProgram {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.recorder.close();
+    this.recorder?.close();
   }
 }
 

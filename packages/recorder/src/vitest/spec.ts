@@ -83,7 +83,8 @@ class TraceNames {
   private readonly used = new Set<string>();
   constructor(readonly dir: string) {}
   take(file: string, test: string): string {
-    const base = `${slug(basename(file))}--${slug(test)}`;
+    // A .data file is one test named after the file.
+    const base = test === basename(file) ? slug(test) : `${slug(basename(file))}--${slug(test)}`;
     let name = `${base}.rwt`;
     for (let n = 2; this.used.has(name); n++) name = `${base}-${n}.rwt`;
     this.used.add(name);
@@ -117,43 +118,49 @@ interface PreparedTest {
   skip?: string;
   /** A test decided without running a program (an assembler test): its failures. */
   checked?: string[];
-  load: (trace: string, keptAs: string | undefined) => TestProgram;
+  /** Loads the program, recording into `trace` when given. */
+  load: (trace?: string, keptAs?: string) => TestProgram;
   /** Runs the program and returns what differed, with the run that shows it. */
   check: (p: TestProgram) => { failures: string[]; run?: TestRun };
   /** The program may be rejected at load (a `-- error` test): what a rejection means for the test. */
   onLoadError?: (e: RewindError) => string[];
 }
 
+/**
+ * Runs a test unrecorded; a failing test whose trace is wanted runs again, recorded (a test is
+ * deterministic: the same inputs, fresh maps), so passing tests cost no recording.
+ */
 function runOne(t: PreparedTest, tmpTrace: string, names: TraceNames | undefined): SpecTestResult {
   const base = { file: t.file, name: t.name };
   if (t.skip) return { ...base, status: 'skip', failures: [t.skip] };
   if (t.checked) return { ...base, status: t.checked.length ? 'fail' : 'pass', failures: t.checked };
-  const keptAs = names?.take(t.file, t.name);
-  let p: TestProgram;
-  try {
-    p = t.load(tmpTrace, keptAs);
-  } catch (e) {
-    if (e instanceof TestInputError || !(e instanceof RewindError) || !t.onLoadError) throw e;
-    const failures = t.onLoadError(e);
-    return { ...base, status: failures.length ? 'fail' : 'pass', failures };
-  }
-  let outcome: { failures: string[]; run?: TestRun };
-  try {
-    outcome = t.check(p);
-  } finally {
-    p.close();
-  }
-  if (!outcome.failures.length) {
+  const attempt = (trace?: string, keptAs?: string): { failures: string[]; step?: number } => {
+    let p: TestProgram;
+    try {
+      p = t.load(trace, keptAs);
+    } catch (e) {
+      if (e instanceof TestInputError || !(e instanceof RewindError) || !t.onLoadError) throw e;
+      return { failures: t.onLoadError(e) };
+    }
+    try {
+      const out = t.check(p);
+      return { failures: out.failures, step: out.failures.length ? (out.run?.lastStep ?? p.lastStep) : undefined };
+    } finally {
+      p.close();
+    }
+  };
+  const first = attempt();
+  if (!first.failures.length) return { ...base, status: 'pass', failures: [] };
+  // A program rejected at load has no run to record.
+  if (!names || first.step === undefined) return { ...base, status: 'fail', failures: first.failures };
+  const keptAs = names.take(t.file, t.name);
+  const again = attempt(tmpTrace, keptAs);
+  if (again.step === undefined) {
     rmSync(tmpTrace, { force: true });
-    return { ...base, status: 'pass', failures: [] };
-  }
-  const step = outcome.run?.lastStep ?? p.lastStep;
-  if (!keptAs) {
-    rmSync(tmpTrace, { force: true });
-    return { ...base, status: 'fail', failures: outcome.failures };
+    return { ...base, status: 'fail', failures: first.failures };
   }
   moveFile(tmpTrace, keptAs);
-  return { ...base, status: 'fail', failures: outcome.failures, trace: keptAs, step };
+  return { ...base, status: 'fail', failures: again.failures, trace: keptAs, step: again.step };
 }
 
 // ---- .data files -----------------------------------------------------------------------------
@@ -192,7 +199,7 @@ function dataTest(file: string): PreparedTest {
     expected: t.result,
   };
   // Strict: a read of a never-written register or stack byte faults, as the verifier rejects it.
-  const load = (trace: string, keptAs: string | undefined) => new TestProgram(source, { trace, keptAs, strict: true, maxSteps: DATA_MAX_STEPS, meta: { test: name } });
+  const load = (trace?: string, keptAs?: string) => new TestProgram(source, { trace, keptAs, strict: true, maxSteps: DATA_MAX_STEPS, meta: { test: name } });
   const expectsError = t.error !== undefined || t.errorPattern !== undefined;
   if (expectsError) {
     const wanted = t.error ?? `/${t.errorPattern}/`;
@@ -322,7 +329,7 @@ function specTests(file: string): PreparedTest[] {
     const inputs = runInputs(t, rel, where);
     const testMaps = typeof t.maps === 'string' ? rel(t.maps) : t.maps;
     const maps = [fileMaps, testMaps].filter((m): m is MapsInit => m !== undefined);
-    const load = (trace: string, keptAs: string | undefined) => {
+    const load = (trace?: string, keptAs?: string) => {
       try {
         return new TestProgram(program, { ...spec.options, section: spec.section, type: spec.type, maps, trace, keptAs, meta: { spec: file, test: t.name } });
       } catch (e) {

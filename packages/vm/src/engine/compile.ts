@@ -93,6 +93,8 @@ export interface Instrumentation {
   branch(pc: number, taken: boolean, step: string): string;
   /** Before a helper call or a slow-path store or atomic at pc (code that may write memory out of line). */
   beforeCall(pc: number, step: string): string;
+  /** When execution enters the basic block [pc, last] (once per entry of a self-loop block, not per iteration). */
+  block?(pc: number, last: number): string;
   /** Called once before any code is asked for, with the program being compiled. */
   init?(code: Bytecode, an: Analysis): void;
 }
@@ -332,6 +334,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
               }
             }
           }
+          if (ins?.block) emit(ins.block(pc, last));
           emit(`do { ${budget}`);
           for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) emit(insnCode(q));
           const c = cond(lop & 0xf0, code.dst[last]!, (lop & BPF_X) !== 0 ? code.src[last]! : null, code.imm[last]!, lk === BPF_JMP32);
@@ -341,6 +344,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
           continue;
         }
         emit(budget);
+        if (ins?.block) emit(ins.block(pc, last));
       }
       emit(insnCode(pc));
     }
