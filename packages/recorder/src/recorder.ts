@@ -52,6 +52,20 @@ function reg8(R: ArrayLike<number>, i: number): Uint8Array {
   return out;
 }
 
+/** A region's bytes without their leading and trailing zeros (the reader fills the rest with zeros). */
+function trimmed(region: number, lo: number, bytes: Uint8Array): PlainMap {
+  let a = 0;
+  let b = bytes.length;
+  while (a < b && bytes[a] === 0) a++;
+  while (b > a && bytes[b - 1] === 0) b--;
+  return { region, lo: lo + a, bytes: bytes.subarray(a, b) };
+}
+
+/** A region entry without what changes as it is used (for comparing with the header's). */
+function plainKey(r: PlainMap): PlainMap {
+  return { index: r.index, kind: r.kind, lo: r.lo, hi: r.hi, origin: r.origin, map: r.map ?? null, key: r.key ?? null };
+}
+
 /** A value as plain MessagePack data: undefined members dropped, typed arrays copied as bin. */
 function plain(v: unknown): PlainValue {
   if (v === undefined || v === null) return null;
@@ -89,6 +103,8 @@ export class Recorder {
   private readonly touched = new Map<string, { map: number; key: Uint8Array | undefined }>();
   /** Regions defined or moved in the run being recorded. */
   private readonly moved = new Map<number, PlainMap>();
+  /** The regions defined when the session was made, as the header lists them. */
+  private readonly headerRegions = new Map<number, PlainMap>();
   /** The program running now (the entry, or a tail call's target). */
   private current = '';
 
@@ -130,6 +146,8 @@ export class Recorder {
       this.moved.set(r.index, entry);
       this.events.push({ t: 'bounds', step: buf.step, ...entry, bytes: this.regionBytes(r) ?? null });
     };
+    const headerRegions = this.regions();
+    for (const r of headerRegions) this.headerRegions.set(r.index as number, r);
     const meta: PlainMap = {
       programs: opts.programs.map((p) => ({
         name: p.name,
@@ -140,7 +158,7 @@ export class Recorder {
         lines: (p.lines ?? []).map((l) => ({ pc: l.pc, file: l.file, line: l.line, col: l.col, text: l.text })),
       })),
       maps: opts.maps.map((d) => plain(d)),
-      regions: this.regions(),
+      regions: headerRegions,
       slice: RECORD_SLICE,
       cpus: session.cpus,
       cpu: session.cpu,
@@ -222,7 +240,7 @@ export class Recorder {
       const bytes = this.regionBytes(r);
       if (!bytes) continue;
       seen.add(r.index);
-      mem.push({ region: r.index, lo: r.lo, bytes });
+      mem.push(trimmed(r.index, r.lo, bytes));
     }
     for (const v of this.session.mapSpace.writableRegions()) {
       const r = m.mem.regions[v.index];
@@ -283,7 +301,11 @@ export class Recorder {
     c.run = (pc, depth, limit) => {
       if (this.startRegs === undefined) {
         this.startRegs = Array.from({ length: 11 }, (_, i) => reg8(m.R, i));
-        this.startRegions = this.regions();
+        // The regions that differ from the header's (the packet's bounds, a raw program's memory, map values).
+        this.startRegions = this.regions().filter((r) => {
+          const h = this.headerRegions.get(r.index as number);
+          return !h || JSON.stringify(plainKey(h)) !== JSON.stringify(plainKey(r));
+        });
         this.key = this.keyframe(name, pc);
       }
       this.sliceStart ??= { program: name, pc };

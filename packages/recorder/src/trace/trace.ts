@@ -493,13 +493,23 @@ export class Trace implements TraceView {
       if (r?.kind !== 'map_value' || r.map === undefined || !r.key) return undefined;
       return maps.cpuView(r.map, r.key, r.cpu ?? 0, true);
     };
+    // Keyframe dumps leave out a region's leading and trailing zeros: each region is its whole [lo, hi).
     for (const x of list(c.key.mem).map(obj)) {
       const index = num(x.region);
       const bytes = bin(x.bytes);
       if (!bytes) continue;
       const view = valueRegion(index);
-      if (view) view.set(bytes.subarray(0, view.length));
-      else mem.set(index, { lo: num(x.lo), bytes: bytes.slice() });
+      const at = num(x.lo);
+      if (view) {
+        if (at >= 0 && at < view.length) view.set(bytes.subarray(0, view.length - at), at);
+        continue;
+      }
+      const r = regions.get(index);
+      const lo = Math.min(r?.lo ?? at, at);
+      const hi = Math.max(r?.hi ?? at + bytes.length, at + bytes.length);
+      const full = new Uint8Array(hi - lo);
+      full.set(bytes, at - lo);
+      mem.set(index, { lo, bytes: full });
     }
     const bytesOf = (index: number): { lo: number; bytes: Uint8Array } | undefined => {
       const view = valueRegion(index);
@@ -531,11 +541,19 @@ export class Trace implements TraceView {
         }
       }
       for (let i = s.memStart[j]!; i < s.memStart[j + 1]!; i++) {
-        const m = bytesOf(s.memRegion[i]!);
+        let m = bytesOf(s.memRegion[i]!);
         if (!m) continue;
-        const at = s.memOff[i]! - m.lo;
+        let at = s.memOff[i]! - m.lo;
         const len = s.memLen[i]!;
-        if (at < 0) continue;
+        if (at < 0) {
+          // Below what is known of the region (bounds moved down: xdp_adjust_head): widen it.
+          if (valueRegion(s.memRegion[i]!)) continue;
+          const grown = new Uint8Array(m.bytes.length - at);
+          grown.set(m.bytes, -at);
+          m = { lo: s.memOff[i]!, bytes: grown };
+          mem.set(s.memRegion[i]!, m);
+          at = 0;
+        }
         if (at + len > m.bytes.length) {
           if (valueRegion(s.memRegion[i]!)) continue;
           const grown = new Uint8Array(at + len);

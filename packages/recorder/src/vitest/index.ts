@@ -188,19 +188,19 @@ function runMatcher(name: string, received: unknown, isNot: boolean, diff: (run:
 expect.extend({
   /** The run exited with this verdict (XDP_DROP, TC_ACT_SHOT) or return value, without a fault. */
   toExitWith(received: unknown, verdict: string | number) {
-    return runMatcher('toExitWith', received, this.isNot, (r) => verdictMismatch(r, verdict), `exited with ${verdict}`);
+    return runMatcher('toExitWith', received, !!this.isNot, (r) => verdictMismatch(r, verdict), `exited with ${verdict}`);
   },
   /** The run's r0 at exit, all 64 bits. */
   toHaveR0(received: unknown, r0: bigint | number | string) {
-    return runMatcher('toHaveR0', received, this.isNot, (r) => r0Mismatch(r, r0), `r0 = ${r0}`);
+    return runMatcher('toHaveR0', received, !!this.isNot, (r) => r0Mismatch(r, r0), `r0 = ${r0}`);
   },
   /** The packet as the run left it (data to data_end). */
   toEmitPacket(received: unknown, bytes: BytesLike) {
-    return runMatcher('toEmitPacket', received, this.isNot, (r) => packetMismatch(r, bytes), 'emitted that packet');
+    return runMatcher('toEmitPacket', received, !!this.isNot, (r) => packetMismatch(r, bytes), 'emitted that packet');
   },
   /** The run's output (bpf_printk lines, ring buffer and perf event records), in order. */
   toEmitOutput(received: unknown, events: ExpectedOutput[]) {
-    return runMatcher('toEmitOutput', received, this.isNot, (r) => outputMismatch(r.output, events), 'emitted that output');
+    return runMatcher('toEmitOutput', received, !!this.isNot, (r) => outputMismatch(r.output, events), 'emitted that output');
   },
   /**
    * The map holds the key (with this value, when given; null: the key is absent), now. Per-CPU
@@ -211,7 +211,7 @@ expect.extend({
     const map = received.map(name);
     const d = mapEntryMismatch(map, keyBytes(key, map), value, cpu);
     const pass = d === undefined;
-    if (pass === this.isNot) {
+    if (pass === !!this.isNot) {
       const step = received.lastStep;
       if (step !== undefined) blame(received.location, step);
       const after = received.runs.length ? `after run ${received.runs.length - 1} (the last)` : 'before any run';

@@ -8,8 +8,6 @@ import type { KeptTrace } from './index.js';
 export default class RewindTracesReporter implements Reporter {
   private readonly kept: { test: string; trace: KeptTrace }[] = [];
 
-  constructor(private readonly out: (text: string) => void = (t) => process.stdout.write(t)) {}
-
   onTestRunStart(): void {
     this.kept.length = 0;
   }
@@ -24,6 +22,6 @@ export default class RewindTracesReporter implements Reporter {
     const failed = this.kept.filter((k) => k.trace.failed).length;
     const lines = [`\nRewind traces (${this.kept.length}${failed ? `, ${failed} of failing tests` : ''}):`];
     for (const k of this.kept) lines.push(`  ${k.trace.failed ? '✗' : '✓'} ${k.test}`, `      ${k.trace.command}`);
-    this.out(lines.join('\n') + '\n');
+    process.stdout.write(lines.join('\n') + '\n');
   }
 }
