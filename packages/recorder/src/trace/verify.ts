@@ -115,6 +115,7 @@ export function verifyTrace(path: string, opts: { onRun?: (done: number, total: 
   try {
     let runs = trace.runs.length;
     while (runs > 0 && !trace.runComplete(runs - 1)) runs--;
+    if (runs === 0) return { runs: 0, steps: 0, truncated: trace.truncated };
     const out = join(dir, 'reexecuted.rwt');
     reexecute(trace, out, runs, (k) => opts.onRun?.(k + 1, runs));
     const again = Trace.open(out);

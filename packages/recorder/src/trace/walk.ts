@@ -129,6 +129,29 @@ export interface ChunkSteps {
   memRegions: Set<number>;
 }
 
+/** What a step record of the instruction at pc can carry (a callback helper's result comes at its last callback's exit). */
+function allowedFlags(code: Bytecode, pc: number): number {
+  const op = code.op[pc]!;
+  const klass = op & 7;
+  const VALUE = REC_LO | REC_HI;
+  switch (klass) {
+    case BPF_ALU:
+    case BPF_ALU64:
+    case BPF_LDX:
+    case BPF_LD:
+      return VALUE;
+    case BPF_ST:
+    case BPF_STX:
+      return VALUE | REC_ADDR;
+    default: {
+      const jop = op & 0xf0;
+      if (jop === BPF_CALL || jop === BPF_EXIT) return VALUE;
+      if (jop === BPF_JA) return 0;
+      return REC_FLIP;
+    }
+  }
+}
+
 /** The records of a chunk do not fit its program: the trace is damaged (or not this program's). */
 export class WalkError extends Error {
   override name = 'WalkError';
@@ -320,6 +343,7 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
     const klass = op & 7;
     const dst = code.dst[pc]!;
     let next = pc + 1;
+    if (f & ~allowedFlags(code, pc)) throw corrupt(where, `the step record for step ${s} (${P.name} pc ${pc}) carries what that instruction cannot record (flags ${f})`);
     switch (klass) {
       case BPF_ALU:
       case BPF_ALU64:

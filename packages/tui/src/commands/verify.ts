@@ -5,6 +5,10 @@ import { verifyTrace } from '@rewind/recorder';
 export async function verify(args: { trace: string }): Promise<number> {
   const r = verifyTrace(args.trace);
   const cut = r.truncated ? ' (the trace was cut short: its complete runs were checked)' : '';
+  if (r.runs === 0) {
+    process.stdout.write(`${args.trace}: no complete run to re-execute${cut}\n`);
+    return 0;
+  }
   if (r.difference) {
     process.stdout.write(`${args.trace}: differs: ${r.difference}\n`);
     return 1;
