@@ -2,7 +2,7 @@
 export { TraceWriter, type TraceWriterOptions } from './container/writer.js';
 export { TraceReader, type FrameInfo, type TraceHeader, type TraceReaderOptions } from './container/reader.js';
 export { TraceError, TraceFormatError, TraceVersionError, TraceTruncatedError, TraceCorruptError } from './container/errors.js';
-export type { PlainMap, PlainValue } from './container/plain.js';
+export { packPlainMap, unpackPlain, type PlainMap, type PlainValue } from './container/plain.js';
 export { crc32 } from './container/crc32.js';
 export { FORMAT_VERSION, OLDEST_READABLE_VERSION, MAGIC, REWIND_VERSION } from './container/format.js';
 export { Recorder, RECORD_SLICE, type RecorderOptions, type RecordedRun } from './recorder.js';
