@@ -7,12 +7,16 @@ const alias = {
   '@rewind/vm/core': fileURLToPath(new URL('./packages/vm/src/core.ts', import.meta.url)),
   '@rewind/vm/kernel': fileURLToPath(new URL('./packages/vm/src/kernel/index.ts', import.meta.url)),
   '@rewind/vm': src('vm'),
+  '@rewind/recorder/vitest/reporter': fileURLToPath(new URL('./packages/recorder/src/vitest/reporter.ts', import.meta.url)),
+  '@rewind/recorder/vitest': fileURLToPath(new URL('./packages/recorder/src/vitest/index.ts', import.meta.url)),
+  '@rewind/recorder/testing': fileURLToPath(new URL('./packages/recorder/src/vitest/testing.ts', import.meta.url)),
   '@rewind/recorder': src('recorder'),
 };
 
 export default defineConfig({
   test: {
-    reporters: ['default', './scripts/summary-reporter.ts'],
+    // The traces failing tests kept, with the command that opens each, then the totals.
+    reporters: ['default', './packages/recorder/src/vitest/reporter.ts', './scripts/summary-reporter.ts'],
     projects: ['vm', 'recorder', 'tui'].map((name) => ({
       resolve: { alias },
       test: {

@@ -126,6 +126,15 @@ exit`,
   inputs: [{ packet: new Uint8Array(64) }],
 });
 
+// A basic block longer than a chunk: the chunk grows to hold it.
+cases.push({
+  name: 'a basic block longer than a chunk',
+  programs: [{ ...programFromBytecode(assemble(`${'add %r0, 3\nstxdw [%r10-8], %r0\n'.repeat(36_000)}exit`), 'long'), type: 'raw' }],
+  maps: [],
+  entry: 'long',
+  inputs: [{ mem: new Uint8Array(8) }],
+});
+
 const dir = mkdtempSync(join(tmpdir(), 'rewind-trace-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

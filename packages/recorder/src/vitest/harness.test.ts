@@ -1,7 +1,7 @@
 // The fixture's loaders (.c through clang, .data files) and the matchers' messages, through the
 // integration itself.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,4 +70,15 @@ test('trace names and commands', () => {
   expect(slug('mixed.pcap #4: TCP SYN 198.51.100.7 → 10.0.0.1:22')).toBe('mixed.pcap-4-TCP-SYN-198.51.100.7-10.0.0.1-22');
   expect(replayCommand('traces/failures/a.rwt', 7)).toBe('rewind replay traces/failures/a.rwt --at 7');
   expect(replayCommand("dir with space/it's.rwt", 7)).toBe(`rewind replay 'dir with space/it'\\''s.rwt' --at 7`);
+});
+
+const SACK = fileURLToPath(new URL('../../../../../shared/bpf-tests/ubpf/tcp-sack/match.data', import.meta.url));
+const haveShared = existsSync(SACK);
+if (!haveShared) console.log(`skipping the uBPF include test: ${SACK} is missing`);
+
+test.skipIf(!haveShared)('a .data file by absolute path takes its `-- asm @ file` and `-- mem @ file` from its own folder', ({ bpf }) => {
+  const prog = bpf.load(SACK);
+  // match.data: "-- result 0x1" (the packet carries a TCP SACK option).
+  expect(prog.source.expected).toBe(1n);
+  expect(prog.run()).toHaveR0(1);
 });

@@ -11,6 +11,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   loadMapEntries,
   loadProgramFile,
+  parseDataFile,
   parseHex,
   parseProgType,
   RewindError,
@@ -19,6 +20,8 @@ import {
   toHex,
   verdictValue,
   type BpfMap,
+  type DataTest,
+  type ProgType,
   type FibRoute,
   type MapDumpEntry,
   type OutputEvent,
@@ -146,9 +149,41 @@ export function compileC(file: string, opts: { includes?: string[]; cflags?: str
   return out;
 }
 
+/** Reads a `.data` file; `-- <section> @ <file>` names a file next to it. */
+export function parseData(file: string): DataTest {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new TestInputError(`${file}: cannot read the test file`);
+  }
+  try {
+    return parseDataFile(text, { file, readFile: (rel) => readFileSync(join(dirname(file), rel), 'utf8') });
+  } catch (e) {
+    if (e instanceof RewindError) throw new TestInputError(e.message.startsWith(file) ? e.message : `${file}: ${e.message}`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new TestInputError(`${file}: a section names a file that does not exist (${(e as NodeJS.ErrnoException).path})`);
+    throw e;
+  }
+}
+
+/** A `.data` test's program, as a `raw` program run on its `-- mem`. */
+export function dataSource(file: string, t: DataTest = parseData(file), type: ProgType = 'raw'): ProgramSource {
+  if (!t.code) throw new TestInputError(`${file}: the file has no program (-- asm or -- raw section)`);
+  const name = slug(basename(file).replace(/\.[^.]*$/, '')).replace(/[^A-Za-z0-9_]/g, '_');
+  return {
+    file,
+    kind: 'data',
+    programs: [{ name, type, code: t.code, funcs: [{ name, start: 0, end: t.code.length }], maps: [] }],
+    maps: [],
+    mem: t.mem,
+    expected: t.result,
+  };
+}
+
 /** Loads a program file of any kind Rewind runs; `.c` is compiled first. */
 export function loadSource(file: string, opts: LoadOptions = {}): ProgramSource {
   const type = opts.type !== undefined ? parseProgType(opts.type) : undefined;
+  if (file.endsWith('.data')) return dataSource(file, parseData(file), type);
   const path = file.endsWith('.c') ? compileC(file, opts) : file;
   const src = loadProgramFile(path, { type });
   return path === file ? src : { ...src, file };

@@ -9,15 +9,14 @@ import {
   assemble,
   encode,
   loadPackets,
-  parseDataFile,
   RewindError,
-  type DataTest,
   type OutputEvent,
-  type ProgramSource,
   type RunInput,
 } from '@rewind/vm';
 import {
+  dataSource,
   mapEntryMismatch,
+  parseData,
   moveFile,
   outputMismatch,
   packetMismatch,
@@ -168,36 +167,12 @@ function runOne(t: PreparedTest, tmpTrace: string, names: TraceNames | undefined
 /** Budget of a `.data` run, as uBPF's own suite allows (an infinite loop faults rather than hangs). */
 const DATA_MAX_STEPS = 10_000_000;
 
-function parseData(file: string): DataTest {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    throw new TestInputError(`${file}: cannot read the test file`);
-  }
-  try {
-    return parseDataFile(text, { file, readFile: (rel) => readFileSync(join(dirname(file), rel), 'utf8') });
-  } catch (e) {
-    if (e instanceof RewindError) throw new TestInputError(e.message.startsWith(file) ? e.message : `${file}: ${e.message}`);
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new TestInputError(`${file}: a section names a file that does not exist (${(e as NodeJS.ErrnoException).path})`);
-    throw e;
-  }
-}
-
 function dataTest(file: string): PreparedTest {
   const t = parseData(file);
   const name = basename(file);
   // uBPF's elf/ tests build an object with Python (`-- pyelf`): nothing Rewind can run.
   if (!t.code) return { file, name, skip: `no program to run (sections: ${Object.keys(t.sections).join(', ') || 'none'})`, load: noLoad, check: noCheck };
-  const progName = slug(basename(file, '.data')).replace(/[^A-Za-z0-9_]/g, '_');
-  const source: ProgramSource = {
-    file,
-    kind: 'data',
-    programs: [{ name: progName, type: 'raw', code: t.code, funcs: [{ name: progName, start: 0, end: t.code.length }], maps: [] }],
-    maps: [],
-    mem: t.mem,
-    expected: t.result,
-  };
+  const source = dataSource(file, t);
   // Strict: a read of a never-written register or stack byte faults, as the verifier rejects it.
   const load = (trace?: string, keptAs?: string) => new TestProgram(source, { trace, keptAs, strict: true, maxSteps: DATA_MAX_STEPS, meta: { test: name } });
   const expectsError = t.error !== undefined || t.errorPattern !== undefined;

@@ -142,11 +142,19 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
     // Slices start small and grow: V8 optimizes the program's function between slices.
     let slice = opts.slice ?? 4096;
     let pc = 0;
+    // A basic block longer than the slice cannot start inside it: the next call allows more.
+    let extra = 0;
     for (;;) {
       // The entry function checks the budget only where a slice ends: never past maxSteps.
-      const status = cur.compiled.run(pc, 0, Math.min(m.steps + slice, m.maxSteps));
+      const before = m.steps;
+      const status = cur.compiled.run(pc, 0, Math.min(m.steps + slice + extra, m.maxSteps));
       if (status === 2) {
         pc = m.pc;
+        if (m.steps === before) {
+          extra = extra ? extra * 2 : slice;
+          continue;
+        }
+        extra = 0;
         if (slice < SLICE_MAX && opts.slice === undefined) slice *= 2;
         opts.onSlice?.(m.steps);
         continue;
