@@ -3,6 +3,7 @@
 // packet file, a hex string), context fields and initial maps.
 
 import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { basename } from 'node:path';
 import { RewindError } from '../errors.js';
 import type { MapDef, Program, ProgType } from '../program.js';
@@ -61,7 +62,7 @@ export function loadProgramFile(path: string, opts: { type?: ProgType } = {}): P
     return { file: path, kind: 'cbpf', programs: [{ name, type, code, funcs: [{ name, start: 0, end: code.length }], maps: [] }], maps: [] };
   }
   if (/^--\s*(asm|raw)\b/m.test(text)) {
-    const t = parseDataFile(text, { file: path, readFile: (rel) => new TextDecoder().decode(readInput(new URL(rel, `file://${process.cwd()}/${path}`).pathname, 'an included file')) });
+    const t = parseDataFile(text, { file: path, readFile: (rel) => new TextDecoder().decode(readInput(resolvePath(dirname(resolvePath(path)), rel), 'an included file')) });
     if (!t.code) throw new RewindError(`${path}: the file has no program (-- asm or -- raw section)`);
     const type = opts.type ?? 'raw';
     return { file: path, kind: 'data', programs: [{ name, type, code: t.code, funcs: [{ name, start: 0, end: t.code.length }], maps: [] }], maps: [], mem: t.mem, expected: t.result };
