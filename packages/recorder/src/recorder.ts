@@ -442,12 +442,13 @@ export class Recorder {
     this.key = undefined;
     if (outcome) payload.outcome = outcome;
     // What the chunk's steps wrote, so a search for the last write of a register or of memory
-    // skips chunks by their header alone: registers (bit r), inline stores, out-of-line writes' regions.
+    // skips chunks by their header alone: registers (bit r), stores through pointers, frame bytes
+    // written through r10, and the regions of out-of-line writes.
     const sum = this.buf.takeSummary();
     const written = [...new Set(this.events.filter((e) => e.t === 'write').map((e) => e.region as number))];
     this.writer.append(
       'chunk',
-      { run: this.runIndex, firstStep: this.runFirst + this.sliceFrom, lastStep: this.runFirst + steps, regs: sum.regs, stores: sum.stores, written },
+      { run: this.runIndex, firstStep: this.runFirst + this.sliceFrom, lastStep: this.runFirst + steps, regs: sum.regs, stores: sum.stores, stack: sum.stack ?? null, written },
       packPlainMap(payload, 'the chunk payload'),
     );
     this.events = [];

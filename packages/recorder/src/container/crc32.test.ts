@@ -53,3 +53,12 @@ describe('crc32', () => {
     expect(out.stdout.trim().split('\n').map(Number)).toEqual(samples.map((s) => crc32(s)));
   });
 });
+
+test('the table CRC and zlib.crc32 agree on inputs of every length around the native cut-over', async () => {
+  const { crc32Table } = await import('./crc32.js');
+  const bytes = Uint8Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) & 0xff);
+  for (const n of [0, 1, 7, 63, 64, 65, 1000, 4096]) {
+    expect(crc32(bytes.subarray(0, n))).toBe(crc32Table(bytes.subarray(0, n)));
+    expect(crc32(bytes, 0x12345678, 3, Math.max(3, n))).toBe(crc32Table(bytes, 0x12345678, 3, Math.max(3, n)));
+  }
+});

@@ -60,22 +60,32 @@ export class StepBuffer {
    * Per compiled program: the basic blocks entered since the last chunk (1 at a block's first
    * pc), and what each block can write: registers (bit r) and whether it stores to memory.
    */
-  readonly programs: { code: Bytecode; vis: Uint8Array; regs: Int32Array; stores: Uint8Array }[] = [];
+  readonly programs: BlockTable[] = [];
 
-  /** What the blocks entered since the last call wrote, as a chunk header summarises it; forgets the visits. */
-  takeSummary(): { regs: number; stores: boolean } {
+  /**
+   * What the blocks entered since the last call wrote, as a chunk header summarises it:
+   * registers (bit r), whether a store through a pointer other than r10 ran, and the frame
+   * bytes r10-relative stores wrote (a 512-bit map, any call depth). Forgets the visits.
+   */
+  takeSummary(): { regs: number; stores: boolean; stack: Uint8Array | undefined } {
     let regs = 0;
     let stores = false;
+    let stack: Uint8Array | undefined;
     for (const p of this.programs) {
       const vis = p.vis;
       for (let pc = 0; pc < vis.length; pc++) {
         if (!vis[pc]) continue;
         regs |= p.regs[pc]!;
         if (p.stores[pc]) stores = true;
+        const bits = p.stack[pc];
+        if (bits) {
+          stack ??= new Uint8Array(64);
+          for (let i = 0; i < 64; i++) stack[i]! |= bits[i]!;
+        }
       }
       vis.fill(0);
     }
-    return { regs, stores };
+    return { regs, stores, stack };
   }
 
   constructor(slots: number, initial = 1 << 16) {
@@ -134,7 +144,18 @@ const MAX_LOCAL_SITES = 4096;
  * (a run, a slice): the same points where the recorder resets the arrays that hold the
  * predictions of the other functions' sites.
  */
-/** Registers an instruction can change (bit r), and whether it stores to memory inline. */
+/** A compiled program's basic blocks: entered since the last chunk, and what each can write (by its first pc). */
+export interface BlockTable {
+  code: Bytecode;
+  vis: Uint8Array;
+  regs: Int32Array;
+  /** 1: a store through a pointer other than r10. */
+  stores: Uint8Array;
+  /** Frame bytes written by r10-relative stores (a 512-bit map), when there are any. */
+  stack: (Uint8Array | undefined)[];
+}
+
+/** Registers an instruction can change (bit r), and whether it stores to memory inline through a pointer other than r10. */
 function effects(code: Bytecode, pc: number): { regs: number; stores: boolean } {
   const op = code.op[pc]!;
   const klass = op & 7;
@@ -147,11 +168,11 @@ function effects(code: Bytecode, pc: number): { regs: number; stores: boolean } 
     case BPF_LD:
       return { regs: op === LDDW ? 1 << code.dst[pc]! : 1, stores: false };
     case BPF_ST:
-      return { regs: 0, stores: true };
+      return { regs: 0, stores: code.dst[pc] !== 10 };
     case BPF_STX:
       // Atomics write memory out of line (write events); fetching ones write a register.
       if ((op & 0xe0) === BPF_ATOMIC) return { regs: 1 | (1 << code.src[pc]!), stores: false };
-      return { regs: 0, stores: true };
+      return { regs: 0, stores: code.dst[pc] !== 10 };
     default: {
       const jop = op & 0xf0;
       // Calls and returns switch frames (every register can change); a helper writes r0, and
@@ -182,7 +203,7 @@ function recHead(q, f) {
 function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
   let local: (pc: number) => boolean = () => false;
   // The program being compiled: its block table on the StepBuffer.
-  let current: { code: Bytecode; vis: Uint8Array; regs: Int32Array; stores: Uint8Array } | undefined;
+  let current: BlockTable | undefined;
   let programIndex = -1;
   let declarations = '';
   // The name of a prediction of site pc: a local of the entry function, or an array element.
@@ -194,7 +215,7 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
       current = undefined;
       programIndex = -1;
       if (buf) {
-        current = { code, vis: new Uint8Array(code.length), regs: new Int32Array(code.length), stores: new Uint8Array(code.length) };
+        current = { code, vis: new Uint8Array(code.length), regs: new Int32Array(code.length), stores: new Uint8Array(code.length), stack: [] };
         programIndex = buf.programs.push(current) - 1;
       }
       const entryEnd = an.subprogs[0]!.end;
@@ -247,13 +268,23 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
       if (!p) return '';
       let regs = 0;
       let stores = 0;
+      let stack: Uint8Array | undefined;
       for (let q = pc; q <= last; q += p.code.op[q] === LDDW ? 2 : 1) {
         const e = effects(p.code, q);
         regs |= e.regs;
         if (e.stores) stores = 1;
+        const klass = p.code.op[q]! & 7;
+        if ((klass === BPF_ST || (klass === BPF_STX && (p.code.op[q]! & 0xe0) !== BPF_ATOMIC)) && p.code.dst[q] === 10) {
+          // r10 + off: frame bytes [512 + off, 512 + off + size).
+          const at = 512 + p.code.off[q]!;
+          const size = [4, 2, 1, 8][(p.code.op[q]! >> 3) & 3]!;
+          stack ??= new Uint8Array(64);
+          for (let b = Math.max(0, at); b < Math.min(512, at + size); b++) stack[b >> 3]! |= 1 << (b & 7);
+        }
       }
       p.regs[pc] = regs;
       p.stores[pc] = stores;
+      p.stack[pc] = stack;
       return `VIS[${pc}] = 1;`;
     },
   };

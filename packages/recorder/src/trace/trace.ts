@@ -122,7 +122,7 @@ export class Trace implements TraceView {
   private readonly runPayloads = new Map<number, PlainMap>();
   private readonly eventCache = new Map<number, WalkEvent[]>();
   /** What each decoded chunk wrote (registers, regions), kept for every chunk ever decoded: searches skip chunks by it. */
-  private readonly summaries = new Map<number, { regMask: number; memRegions: Set<number> | 'any' }>();
+  private readonly summaries = new Map<number, { regMask: number; memRegions: Set<number> | 'any'; stack?: Uint8Array }>();
   private readonly mapSnapshots = new Map<number, MapState>();
   private lastRunMaps: { run: number; maps: MapState } | undefined;
 
@@ -181,7 +181,7 @@ export class Trace implements TraceView {
         if (!run) throw new TraceFormatError(`${this.path}: frame ${f.number} (chunk) comes before any run`, this.path);
         const c = { frame: f.number, first: num(h.firstStep), last: num(h.lastStep) };
         // The recorder's summary of what the chunk wrote: searches skip chunks by it.
-        if (typeof h.regs === 'number') this.summaries.set(f.number, { regMask: h.regs, memRegions: h.stores ? 'any' : new Set(list(h.written).map((x) => num(x))) });
+        if (typeof h.regs === 'number') this.summaries.set(f.number, { regMask: h.regs, memRegions: h.stores ? 'any' : new Set(list(h.written).map((x) => num(x))), stack: bin(h.stack) });
         run.chunks.push(c);
         run.info.lastStep = c.last;
       }
@@ -729,7 +729,14 @@ export class Trace implements TraceView {
     const s = this.summaries.get(ref.frame);
     if (!s) return true;
     if (t.kind === 'reg') return (s.regMask & (1 << t.reg)) !== 0;
-    if (t.kind === 'mem') return s.memRegions === 'any' || s.memRegions.has(t.region);
+    if (t.kind === 'mem') {
+      if (s.memRegions === 'any' || s.memRegions.has(t.region)) return true;
+      // A stack frame: the frame bytes r10-relative stores wrote (at any depth).
+      if (t.region < 8 && s.stack) {
+        for (let b = Math.max(0, t.offset); b < Math.min(512, t.offset + t.size); b++) if (s.stack[b >> 3]! & (1 << (b & 7))) return true;
+      }
+      return false;
+    }
     return true;
   }
 
