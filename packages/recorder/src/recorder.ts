@@ -45,10 +45,19 @@ type InvokeFn = LoadedProgram['compiled']['invoke'];
 
 /** Eight little-endian bytes of register i (lo, hi halves in R[2i], R[2i + 1]). */
 function reg8(R: ArrayLike<number>, i: number): Uint8Array {
-  const out = new Uint8Array(8);
-  const dv = new DataView(out.buffer);
-  dv.setInt32(0, R[2 * i]!, true);
-  dv.setInt32(4, R[2 * i + 1]!, true);
+  const out = new Int32Array(2);
+  out[0] = R[2 * i]!;
+  out[1] = R[2 * i + 1]!;
+  return new Uint8Array(out.buffer);
+}
+
+/** Registers from..to-1 as 8-byte views of one buffer (little-endian: the machine's halves as they are). */
+function regs8(R: ArrayLike<number>, from: number, to: number): Uint8Array[] {
+  const all = new Int32Array(2 * (to - from));
+  for (let i = 0; i < all.length; i++) all[i] = R[2 * from + i]!;
+  const bytes = new Uint8Array(all.buffer);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < to - from; i++) out.push(bytes.subarray(8 * i, 8 * i + 8));
   return out;
 }
 
@@ -61,9 +70,13 @@ function trimmed(region: number, lo: number, bytes: Uint8Array): PlainMap {
   return { region, lo: lo + a, bytes: bytes.subarray(a, b) };
 }
 
-/** A region entry without what changes as it is used (for comparing with the header's). */
-function plainKey(r: PlainMap): PlainMap {
-  return { index: r.index, kind: r.kind, lo: r.lo, hi: r.hi, origin: r.origin, map: r.map ?? null, key: r.key ?? null };
+/** Whether two region entries describe the same region (as the header lists it). */
+function sameRegion(a: PlainMap, b: PlainMap): boolean {
+  if (a.index !== b.index || a.kind !== b.kind || a.lo !== b.lo || a.hi !== b.hi || a.origin !== b.origin || a.map !== b.map) return false;
+  const ka = a.key as Uint8Array | undefined;
+  const kb = b.key as Uint8Array | undefined;
+  if (!ka || !kb) return ka === kb;
+  return ka.length === kb.length && ka.every((x, i) => x === kb[i]);
 }
 
 /** A value as plain MessagePack data: undefined members dropped, typed arrays copied as bin. */
@@ -168,7 +181,8 @@ export class Recorder {
       user: opts.meta ?? {},
       btf: opts.btf ?? null,
     };
-    this.writer = TraceWriter.create(path, { meta, overwrite: opts.overwrite });
+    // Frames are written in batches (256 KiB, or 100 ms): a recorder killed meanwhile loses only those.
+    this.writer = TraceWriter.create(path, { meta, overwrite: opts.overwrite, buffer: { bytes: 256 * 1024, ms: 100 } });
   }
 
   /** Creates the trace at `path` and the session it records. */
@@ -247,7 +261,7 @@ export class Recorder {
       const bytes = r && !seen.has(v.index) ? this.regionBytes(r) : undefined;
       if (bytes) mem.push({ region: v.index, lo: r!.lo, bytes });
     }
-    return { program, pc, regs: Array.from({ length: 11 }, (_, i) => reg8(m.R, i)), mem, regions: this.movedRegions(), maps: this.mapChanges() };
+    return { program, pc, regs: regs8(m.R, 0, 11), mem, regions: this.movedRegions(), maps: this.mapChanges() };
   }
 
   /** Notes a map entry (or a whole queue, stack or bloom filter: no key) the run changed. */
@@ -300,11 +314,11 @@ export class Recorder {
     const name = lp.program.name;
     c.run = (pc, depth, limit) => {
       if (this.startRegs === undefined) {
-        this.startRegs = Array.from({ length: 11 }, (_, i) => reg8(m.R, i));
+        this.startRegs = regs8(m.R, 0, 11);
         // The regions that differ from the header's (the packet's bounds, a raw program's memory, map values).
         this.startRegions = this.regions().filter((r) => {
           const h = this.headerRegions.get(r.index as number);
-          return !h || JSON.stringify(plainKey(h)) !== JSON.stringify(plainKey(r));
+          return !h || !sameRegion(h, r);
         });
         this.key = this.keyframe(name, pc);
       }
@@ -327,7 +341,7 @@ export class Recorder {
       const fn = table[id]!;
       const output = this.session.output;
       table[id] = (m) => {
-        const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, pc: m.pc, id, args: [1, 2, 3, 4, 5].map((i) => reg8(m.R, i)), r0: null };
+        const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, pc: m.pc, id, args: regs8(m.R, 1, 6), r0: null };
         this.events.push(ev);
         const before = this.session.output.length;
         fn(m);

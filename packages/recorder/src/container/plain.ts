@@ -66,13 +66,56 @@ function normalize(value: unknown, where: string, depth: number): unknown {
   );
 }
 
+/** Thrown by `fast` when a value needs `normalize`'s full check (and its message). */
+const NOT_FAST = Symbol('not plain');
+
+// normalize without naming where each value is: the common case, for a recorder's payloads.
+// Anything it does not accept goes through normalize again, for the error that names it.
+function fast(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case 'boolean':
+    case 'string':
+      return value;
+    case 'number':
+      return Number.isSafeInteger(value) && (value < -0x8000_0000 || value > 0xffff_ffff) ? BigInt(value) : value;
+    case 'bigint':
+      if (value < INT64_MIN || value >= UINT64_END) throw NOT_FAST;
+      return value;
+    case 'object': {
+      if (value === null || value instanceof Uint8Array) return value;
+      if (depth >= MAX_DEPTH) throw NOT_FAST;
+      if (Array.isArray(value)) {
+        const out = new Array<unknown>(value.length);
+        for (let i = 0; i < value.length; i++) out[i] = fast(value[i], depth + 1);
+        return out;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) throw NOT_FAST;
+      const out: Record<string, unknown> = {};
+      for (const key in value) {
+        if (key === '__proto__') throw NOT_FAST;
+        out[key] = fast((value as Record<string, unknown>)[key], depth + 1);
+      }
+      return out;
+    }
+  }
+  throw NOT_FAST;
+}
+
 /** Encodes a plain map as MessagePack (a fresh copy), or throws NotPlainError naming the bad entry. */
 export function packPlainMap(map: unknown, where: string): Uint8Array {
   if (typeof map !== 'object' || map === null || Array.isArray(map) || map instanceof Uint8Array) {
     throw new NotPlainError(`${where} must be a plain object, not ${Array.isArray(map) ? 'an array' : describe(map)}`);
   }
+  let plain: unknown;
+  try {
+    plain = fast(map, 0);
+  } catch (e) {
+    if (e !== NOT_FAST) throw e;
+    plain = normalize(map, where, 0);
+  }
   // msgpackr returns a view of a buffer it reuses for the next value.
-  return Uint8Array.prototype.slice.call(packr.pack(normalize(map, where, 0)));
+  return Uint8Array.prototype.slice.call(packr.pack(plain));
 }
 
 /**

@@ -1,7 +1,7 @@
 // Writes a trace: the header frame, then one frame per append, then at close an "end" frame,
-// the index and the trailer. Every frame goes to the file in one write call, so a recorder
-// killed at any moment leaves whole frames followed by at most one torn frame, which the
-// reader reports as truncation.
+// the index and the trailer. Frames go to the file whole (one write call for one frame, or for
+// a batch of them when the writer buffers), so a recorder killed at any moment leaves whole
+// frames followed by at most one torn frame, which the reader reports as truncation.
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { encodeFrame, encodeHeaderFrame, encodeIndexPayload, encodeTrailer, type IndexEntry } from './encode.js';
 import { TraceError } from './errors.js';
@@ -17,19 +17,30 @@ export interface TraceWriterOptions {
   readonly tool?: string;
   /** The header's creation time; defaults to now. */
   readonly created?: Date;
+  /**
+   * Gather frames and write them together once this many bytes wait, or once the oldest has
+   * waited `ms` (checked at each append; default 0: every frame is written as it comes). A
+   * recorder killed meanwhile loses only the frames still waiting.
+   */
+  readonly buffer?: { bytes: number; ms: number };
 }
 
 const errorCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
 export class TraceWriter {
   private readonly entries: IndexEntry[] = [];
+  /** Where the next frame goes (frames still waiting included), and how much is in the file. */
   private position = 0;
+  private flushed = 0;
+  private pending: Uint8Array[] = [];
+  private pendingSince = 0;
   private state: 'open' | 'closed' | 'failed' = 'open';
 
   private constructor(
     /** The file being written. */
     readonly path: string,
     private readonly fd: number,
+    private readonly buffer: { bytes: number; ms: number } | undefined,
   ) {}
 
   /** Creates `path` (failing if it exists, unless `overwrite`) and writes the header frame. */
@@ -47,7 +58,7 @@ export class TraceWriter {
       if (code === 'EEXIST') throw new TraceError(`${path}: already exists (a trace is only replaced when asked to overwrite)`, path);
       throw new TraceError(`${path}: cannot create (${code})`, path);
     }
-    const writer = new TraceWriter(path, fd);
+    const writer = new TraceWriter(path, fd, options.buffer);
     try {
       writer.write(encodeHeaderFrame(FORMAT_VERSION, tool, header), 'header', header);
     } catch (e) {
@@ -92,6 +103,23 @@ export class TraceWriter {
     return number;
   }
 
+  /** Writes the frames still waiting (a buffering writer). */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const parts = this.pending;
+    this.pending = [];
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    try {
+      // One call; the loop only matters if the kernel writes less (a full disk, a signal).
+      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, this.flushed + done);
+    } catch (e) {
+      // Whatever reached the file stays a torn last frame: refuse to write after it.
+      this.state = 'failed';
+      throw new TraceError(`${this.path}: cannot write frame ${this.entries.length - 1}: ${errorCode(e)}`, this.path);
+    }
+    this.flushed += bytes.length;
+  }
+
   /**
    * Ends the trace: an "end" frame holding `finalMeta`, the index of all frames and the
    * trailer, then fsync. A trace that is never closed reads as truncated. Closing a writer whose
@@ -110,6 +138,7 @@ export class TraceWriter {
         tail.set(index);
         tail.set(encodeTrailer(indexOffset), index.length);
         this.writeBytes(tail, 'index');
+        this.flush();
         fsyncSync(this.fd);
       }
     } catch (e) {
@@ -133,15 +162,12 @@ export class TraceWriter {
   }
 
   private writeBytes(bytes: Uint8Array, kind: string): void {
-    try {
-      // One call; the loop only matters if the kernel writes less (a full disk, a signal).
-      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, this.position + done);
-    } catch (e) {
-      // Whatever reached the file stays a torn last frame: refuse to write after it.
-      this.state = 'failed';
-      throw new TraceError(`${this.path}: cannot write frame ${this.entries.length} (${kind}): ${errorCode(e)}`, this.path);
-    }
+    void kind;
+    if (this.pending.length === 0) this.pendingSince = Date.now();
+    this.pending.push(bytes);
     this.position += bytes.length;
+    const b = this.buffer;
+    if (!b || this.position - this.flushed >= b.bytes || Date.now() - this.pendingSince >= b.ms) this.flush();
   }
 }
 
