@@ -116,6 +116,8 @@ export class Recorder {
   private readonly touched = new Map<string, { map: number; key: Uint8Array | undefined }>();
   /** Regions defined or moved in the run being recorded. */
   private readonly moved = new Map<number, PlainMap>();
+  /** Regions defined or moved since the header was written (candidates for a run frame's `regions`). */
+  private readonly refreshed = new Set<number>();
   /** The regions defined when the session was made, as the header lists them. */
   private readonly headerRegions = new Map<number, PlainMap>();
   /** The program running now (the entry, or a tail call's target). */
@@ -154,6 +156,7 @@ export class Recorder {
     // Regions defined or moved while a program runs (packet bounds after xdp_adjust_head, ring
     // buffer samples, map values) with their bytes then.
     m.mem.onRefresh = (r) => {
+      this.refreshed.add(r.index);
       if (!this.recording) return;
       const entry = this.regionEntry(r);
       this.moved.set(r.index, entry);
@@ -316,10 +319,19 @@ export class Recorder {
       if (this.startRegs === undefined) {
         this.startRegs = regs8(m.R, 0, 11);
         // The regions that differ from the header's (the packet's bounds, a raw program's memory, map values).
-        this.startRegions = this.regions().filter((r) => {
-          const h = this.headerRegions.get(r.index as number);
-          return !h || !sameRegion(h, r);
-        });
+        // Only regions defined or moved since the header was written can differ from it.
+        const start: PlainMap[] = [];
+        for (const index of this.refreshed) {
+          const r = m.mem.regions[index];
+          if (!r) {
+            this.refreshed.delete(index);
+            continue;
+          }
+          const e = this.regionEntry(r);
+          const h = this.headerRegions.get(index);
+          if (!h || !sameRegion(h, e)) start.push(e);
+        }
+        this.startRegions = start;
         this.key = this.keyframe(name, pc);
       }
       this.sliceStart ??= { program: name, pc };
