@@ -205,6 +205,21 @@ describe.each(cases)('$name: the trace agrees with an independent execution', (c
     expect(compared).toBeGreaterThan(0);
   });
 
+  test('stepping backward through a chunk gives the states a fresh reader gives', () => {
+    const fresh = (n: number) => {
+      const t = Trace.open(path);
+      const out = JSON.stringify({ ...t.snapshot(n), frames: t.state(n).frames.map((f) => Buffer.from(f.bytes).toString('hex')), packet: t.state(n).packet });
+      t.close();
+      return out;
+    };
+    const last = trace.lastStep;
+    const steps = [last, last - 1, Math.floor(last * 0.9), Math.floor(last * 0.9) - 1, Math.floor(last / 2), 9000, 8999, 4097, 4096, 4095, 1, 0].filter((n) => n >= 0 && n <= last);
+    for (const n of steps) {
+      const st = trace.state(n);
+      expect(JSON.stringify({ ...trace.snapshot(n), frames: st.frames.map((f) => Buffer.from(f.bytes).toString('hex')), packet: st.packet }), `step ${n}`).toBe(fresh(n));
+    }
+  });
+
   test("chunk headers' write summaries cover every register and region the chunk's steps wrote", () => {
     const reader = TraceReader.open(path);
     const headers = reader.frames.filter((f) => f.kind === 'chunk').map((f) => f.header as Record<string, unknown>);

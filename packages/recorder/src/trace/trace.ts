@@ -62,7 +62,25 @@ interface RegionState {
   cpu?: number;
 }
 
+/** Memory and maps after step j of a chunk, and the next event then. */
+interface Checkpoint {
+  j: number;
+  ei: number;
+  mem: Map<number, { lo: number; bytes: Uint8Array }>;
+  maps: MapState;
+}
+
+function cloneMem(m: Map<number, { lo: number; bytes: Uint8Array }>): Map<number, { lo: number; bytes: Uint8Array }> {
+  const out = new Map<number, { lo: number; bytes: Uint8Array }>();
+  for (const [i, v] of m) out.set(i, { lo: v.lo, bytes: v.bytes.slice() });
+  return out;
+}
+
+/** Steps between the checkpoints a walk keeps inside a chunk. */
+const CHECKPOINT_STEPS = 4096;
+
 interface LoadedChunk {
+  checkpoints: (Checkpoint | undefined)[];
   ref: ChunkRef;
   run: RunRef;
   payload: PlainMap;
@@ -342,7 +360,7 @@ export class Trace implements TraceView {
       if (e instanceof WalkError) throw new TraceCorruptError(e.message, this.path, this.reader.frames[ref.frame]?.offset ?? 0, ref.frame, 'chunk');
       throw e;
     }
-    const loaded: LoadedChunk = { ref, run, payload, key, events, steps };
+    const loaded: LoadedChunk = { ref, run, payload, key, events, steps, checkpoints: [] };
     this.summaries.set(ref.frame, { regMask: steps.regMask, memRegions: steps.memRegions });
     this.chunkCache.set(ref.frame, loaded);
     if (this.chunkCache.size > CHUNK_CACHE) this.chunkCache.delete(this.chunkCache.keys().next().value!);
@@ -484,32 +502,48 @@ export class Trace implements TraceView {
       R[2 * r + 1] = s.regHi[i]!;
     }
     const regions = this.regionsAt(c, k);
-    // Maps at this step: the run's start, the net changes up to the keyframe, then operations after it.
-    const maps = this.mapsAtRunStart(c.run.info.index);
-    maps.applyChanges(changesOf(c.key.maps));
-    const mem = new Map<number, { lo: number; bytes: Uint8Array }>();
+    let maps: MapState;
+    let mem: Map<number, { lo: number; bytes: Uint8Array }>;
     const valueRegion = (index: number): Uint8Array | undefined => {
       const r = regions.get(index);
       if (r?.kind !== 'map_value' || r.map === undefined || !r.key) return undefined;
       return maps.cpuView(r.map, r.key, r.cpu ?? 0, true);
     };
-    // Keyframe dumps leave out a region's leading and trailing zeros: each region is its whole [lo, hi).
-    for (const x of list(c.key.mem).map(obj)) {
-      const index = num(x.region);
-      const bytes = bin(x.bytes);
-      if (!bytes) continue;
-      const view = valueRegion(index);
-      const at = num(x.lo);
-      if (view) {
-        if (at >= 0 && at < view.length) view.set(bytes.subarray(0, view.length - at), at);
-        continue;
+    const evs = c.events;
+    let ei = 0;
+    let j0 = 0;
+    // Start from the nearest checkpoint at or before k (taken on earlier walks of this chunk).
+    let cp: Checkpoint | undefined;
+    for (let i = Math.floor(k / CHECKPOINT_STEPS); i > 0 && !cp; i--) cp = c.checkpoints[i];
+    if (cp) {
+      maps = cp.maps.clone();
+      mem = cloneMem(cp.mem);
+      ei = cp.ei;
+      j0 = cp.j;
+    } else {
+      // Maps at this step: the run's start, the net changes up to the keyframe, then operations after it.
+      maps = this.mapsAtRunStart(c.run.info.index);
+      maps.applyChanges(changesOf(c.key.maps));
+      mem = new Map();
+      // Keyframe dumps leave out a region's leading and trailing zeros: each region is its whole [lo, hi).
+      for (const x of list(c.key.mem).map(obj)) {
+        const index = num(x.region);
+        const bytes = bin(x.bytes);
+        if (!bytes) continue;
+        const view = valueRegion(index);
+        const at = num(x.lo);
+        if (view) {
+          if (at >= 0 && at < view.length) view.set(bytes.subarray(0, view.length - at), at);
+          continue;
+        }
+        const r = regions.get(index);
+        const lo = Math.min(r?.lo ?? at, at);
+        const hi = Math.max(r?.hi ?? at + bytes.length, at + bytes.length);
+        const full = new Uint8Array(hi - lo);
+        full.set(bytes, at - lo);
+        mem.set(index, { lo, bytes: full });
       }
-      const r = regions.get(index);
-      const lo = Math.min(r?.lo ?? at, at);
-      const hi = Math.max(r?.hi ?? at + bytes.length, at + bytes.length);
-      const full = new Uint8Array(hi - lo);
-      full.set(bytes, at - lo);
-      mem.set(index, { lo, bytes: full });
+      while (ei < evs.length && evs[ei]!.step <= s.base) ei++;
     }
     const bytesOf = (index: number): { lo: number; bytes: Uint8Array } | undefined => {
       const view = valueRegion(index);
@@ -523,12 +557,9 @@ export class Trace implements TraceView {
       }
       return m;
     };
-    // Walk steps 1..k: map operations and memory writes in step order.
+    // Walk steps j0+1..k: map operations and memory writes in step order.
     const upto = s.base + k;
-    let ei = 0;
-    const evs = c.events;
-    while (ei < evs.length && evs[ei]!.step <= s.base) ei++;
-    for (let j = 1; j <= k; j++) {
+    for (let j = j0 + 1; j <= k; j++) {
       const step = s.base + j;
       while (ei < evs.length && evs[ei]!.step <= step) {
         const e = evs[ei++]!;
@@ -562,6 +593,8 @@ export class Trace implements TraceView {
         }
         m.bytes.set(s.pool.subarray(s.memAt[i]!, s.memAt[i]! + len), at);
       }
+      // Every CHECKPOINT_STEPS steps, keep the memory and maps: a later step back starts there.
+      if (j % CHECKPOINT_STEPS === 0 && !c.checkpoints[j / CHECKPOINT_STEPS]) c.checkpoints[j / CHECKPOINT_STEPS] = { j, ei, mem: cloneMem(mem), maps: maps.clone() };
     }
     void upto;
     return { R, mem, maps, regions };
