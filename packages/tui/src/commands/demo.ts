@@ -1,25 +1,17 @@
-// `rewind demo`: runs the bundled example and shows what it did.
+// `rewind demo`: records the bundled XDP firewall over the bundled pcap and opens the debugger on it.
 
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatInsn, insnStarts, LoadedProgram, Machine, parseDataFile, programFromBytecode, RAW_ENTRY_REGS, runOnMemory } from '@rewind/vm';
+import { debug } from './debug.js';
 
 export const EXAMPLES_DIR = fileURLToPath(new URL('../../../../examples/', import.meta.url));
 
-export async function demo(): Promise<number> {
-  const file = `${EXAMPLES_DIR}asm/tcp-dport.data`;
-  const test = parseDataFile(readFileSync(file, 'utf8'), { file });
-  const code = test.code!;
-  const loaded = new LoadedProgram(programFromBytecode(code, 'tcp_dport'), new Machine(), { entryRegs: RAW_ENTRY_REGS });
-  const result = runOnMemory(loaded, test.mem ?? new Uint8Array(0));
-  const out: string[] = [];
-  out.push(`rewind demo: ${test.description ?? file}`);
-  out.push('');
-  for (const pc of insnStarts(code)) out.push(`${String(pc).padStart(4)}:  ${formatInsn(code, pc)}`);
-  out.push('');
-  out.push(`ran on a ${test.mem?.length ?? 0}-byte packet: ${result.steps} instructions, exit at pc ${result.pc}, r0 = 0x${result.r0.toString(16)}`);
-  if (result.fault) out.push(result.fault.message);
-  for (const w of result.warnings) out.push(w.message);
-  process.stdout.write(out.join('\n') + '\n');
-  return result.fault ? 1 : 0;
+/** The demo's inputs: the firewall, its rules, and a capture with passed and dropped packets. */
+export const DEMO_INPUTS = {
+  program: `${EXAMPLES_DIR}xdp-firewall/xdp-firewall.o`,
+  maps: `${EXAMPLES_DIR}xdp-firewall/maps.json`,
+  pcap: `${EXAMPLES_DIR}pcaps/mixed.pcap`,
+};
+
+export async function demo(opts: { tracesDir?: string } = {}): Promise<number> {
+  return debug({ ...DEMO_INPUTS, repeat: 1, cpus: 1, cpu: 0, seed: 0 }, { command: 'demo', tracesDir: opts.tracesDir });
 }
