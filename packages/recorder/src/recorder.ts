@@ -474,7 +474,17 @@ export class Recorder {
     const written = [...new Set(this.events.filter((e) => e.t === 'write').map((e) => e.region as number))];
     this.writer.append(
       'chunk',
-      { run: this.runIndex, firstStep: this.runFirst + this.sliceFrom, lastStep: this.runFirst + steps, regs: sum.regs, stores: sum.stores, stack: sum.stack ?? null, written },
+      {
+        run: this.runIndex,
+        firstStep: this.runFirst + this.sliceFrom,
+        lastStep: this.runFirst + steps,
+        regs: sum.regs,
+        stores: sum.stores,
+        stack: sum.stack ?? null,
+        written,
+        // Events after the chunk's first step: a reader listing a run's events skips chunks without any.
+        events: this.events.filter((e) => (e.step as number) > this.sliceFrom).length,
+      },
       packPlainMap(payload, 'the chunk payload'),
     );
     this.events = [];

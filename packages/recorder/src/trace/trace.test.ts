@@ -261,3 +261,20 @@ describe.each(cases)('$name: the trace agrees with an independent execution', (c
     });
   });
 });
+
+test('an instruction that writes a register the value it already had is still its last write', () => {
+  // r0 is 0, then bpf_get_smp_processor_id() returns 0 (CPU 0), then r1 = r1 (same value).
+  const prog: Program = { ...programFromBytecode(assemble('mov %r0, 0\ncall 8\nmov %r1, %r1\nmov %r2, 5\nexit'), 'same'), type: 'raw' };
+  const path = join(dir, 'same.rwt');
+  const rec = Recorder.create(path, { programs: [prog], maps: [] });
+  rec.run('same', { mem: new Uint8Array(8) });
+  rec.close();
+  const t = Trace.open(path);
+  expect(t.state(2).changed).toContain(0);
+  expect(t.prevWrite({ kind: 'reg', reg: 0 }, 4)).toBe(2);
+  expect(t.origin({ kind: 'reg', reg: 0 }, 4)?.helper).toBe('bpf_get_smp_processor_id');
+  expect(t.prevWrite({ kind: 'reg', reg: 1 }, 4)).toBe(3);
+  expect(t.nextWrite({ kind: 'reg', reg: 0 }, 0)).toBe(1);
+  expect(t.nextWrite({ kind: 'reg', reg: 2 }, 0)).toBe(4);
+  t.close();
+});

@@ -39,6 +39,8 @@ interface ChunkRef {
   frame: number;
   first: number;
   last: number;
+  /** Events after its first step, when the header says (undefined: read the payload to know). */
+  events?: number;
 }
 
 interface RunRef {
@@ -101,7 +103,7 @@ const obj = (v: PlainValue | undefined): PlainMap => (v && typeof v === 'object'
 
 /** Chunks kept decoded (each up to 65,536 steps, a few MB). */
 const CHUNK_CACHE = 8;
-/** Events a state lists: the run's last ones up to the step, from at most this many chunks back. */
+/** Events a state lists: the run's last ones up to the step, from at most this many chunks that hold events. */
 const STATE_EVENTS = 200;
 const EVENT_CHUNKS = 8;
 /** Runs between cached map snapshots. */
@@ -197,7 +199,7 @@ export class Trace implements TraceView {
       } else if (f.kind === 'chunk') {
         const run = runs[runs.length - 1];
         if (!run) throw new TraceFormatError(`${this.path}: frame ${f.number} (chunk) comes before any run`, this.path);
-        const c = { frame: f.number, first: num(h.firstStep), last: num(h.lastStep) };
+        const c: ChunkRef = { frame: f.number, first: num(h.firstStep), last: num(h.lastStep), events: typeof h.events === 'number' ? h.events : undefined };
         // The recorder's summary of what the chunk wrote: searches skip chunks by it.
         if (typeof h.regs === 'number') this.summaries.set(f.number, { regMask: h.regs, memRegions: h.stores ? 'any' : new Set(list(h.written).map((x) => num(x))), stack: bin(h.stack) });
         run.chunks.push(c);
@@ -671,8 +673,12 @@ export class Trace implements TraceView {
     const out: TraceEvent[] = [];
     const upto = step - run.info.firstStep;
     const ci = this.chunkIndexOf(run, step);
-    for (let i = ci; i >= 0 && i > ci - EVENT_CHUNKS && out.length < STATE_EVENTS; i--) {
+    let read = 0;
+    for (let i = ci; i >= 0 && read < EVENT_CHUNKS && out.length < STATE_EVENTS; i--) {
       const base = run.chunks[i]!.first - run.info.firstStep;
+      // Chunks whose header says they hold no events are skipped without reading them.
+      if (i !== ci && run.chunks[i]!.events === 0) continue;
+      read++;
       const events = i === ci ? c.events : this.chunkEvents(run.chunks[i]!);
       const evs = events.filter((e) => e.step <= upto && (e.step > base || i === 0));
       const mapped: TraceEvent[] = [];

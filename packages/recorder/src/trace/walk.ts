@@ -205,8 +205,9 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
     poolTop += bytes.length;
     return at;
   };
-  const setReg = (r: number, lo: number, hi: number) => {
-    if (R[2 * r] === lo && R[2 * r + 1] === hi) return;
+  /** A register write; `always`: an instruction's own write, kept even when the value does not change (a frame switch's are kept only when it does). */
+  const setReg = (r: number, lo: number, hi: number, always = false) => {
+    if (!always && R[2 * r] === lo && R[2 * r + 1] === hi) return;
     R[2 * r] = lo;
     R[2 * r + 1] = hi;
     regs.push(r, lo, hi, 0);
@@ -349,12 +350,12 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
       case BPF_ALU64:
       case BPF_LDX:
         value(pc, f);
-        setReg(dst, vLo, vHi);
+        setReg(dst, vLo, vHi, true);
         break;
       case BPF_LD:
         if (op === LDDW) next = pc + 2;
         value(pc, f);
-        setReg(op === LDDW ? dst : 0, vLo, vHi);
+        setReg(op === LDDW ? dst : 0, vLo, vHi, true);
         break;
       case BPF_ST:
       case BPF_STX: {
@@ -362,10 +363,10 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
           const imm = code.imm[pc]!;
           if (imm === BPF_CMPXCHG) {
             value(pc, f);
-            setReg(0, vLo, vHi);
+            setReg(0, vLo, vHi, true);
           } else if (imm & BPF_FETCH || imm === BPF_XCHG) {
             value(pc, f);
-            setReg(code.src[pc]!, vLo, vHi);
+            setReg(code.src[pc]!, vLo, vHi, true);
           }
           break;
         }
@@ -415,7 +416,7 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
               const hpc = pendingHelper.pop();
               if (hpc === undefined) throw corrupt(where, `a callback returns at step ${s} with no helper to return to`);
               value(hpc, f);
-              setReg(0, vLo, vHi);
+              setReg(0, vLo, vHi, true);
               next = hpc + 1;
             }
           }
@@ -450,7 +451,7 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
             continue;
           }
           value(pc, f);
-          setReg(0, vLo, vHi);
+          setReg(0, vLo, vHi, true);
         } else {
           const p = pred(pc);
           if (f & REC_FLIP) p[6]![pc] ^= 1;
