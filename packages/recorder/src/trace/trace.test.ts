@@ -8,9 +8,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assemble, dumpMap, loadPackets, loadProgramFile, programFromBytecode, Session, type Instrumentation, type MapDef, type Program, type RunInput } from '@rewind/vm';
+import { assemble, dumpMap, loadPackets, loadProgramFile, parseDataFile, programFromBytecode, Session, type Instrumentation, type MapDef, type Program, type RunInput } from '@rewind/vm';
 import { Recorder } from '../recorder.js';
 import { Trace } from './trace.js';
+import { verifyTrace } from './verify.js';
 import { TraceReader } from '../container/reader.js';
 
 const repo = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -126,6 +127,25 @@ exit`,
   inputs: [{ packet: new Uint8Array(64) }],
 });
 
+// The four bench programs of ../shared/bench, their loop counts shortened (the loop body is what matters).
+const benchDir = fileURLToPath(new URL('../../../../../shared/bench/', import.meta.url));
+if (!existsSync(benchDir)) console.log(`bench programs skipped in the trace tests: ${benchDir} is not present`);
+else {
+  for (const name of ['alu-loop', 'mem-loop', 'fnv-hash', 'call-loop']) {
+    const file = join(benchDir, `${name}.data`);
+    if (!existsSync(file)) continue;
+    const t = parseDataFile(readFileSync(file, 'utf8'), { file });
+    const code = t.code!;
+    for (let pc = 0; pc < code.length; pc++) {
+      if (code.op[pc] === 0xb7 && code.imm[pc]! >= 100_000) {
+        code.imm[pc] = 20_000;
+        break;
+      }
+    }
+    cases.push({ name: `bench ${name} (20,000 iterations)`, programs: [{ ...programFromBytecode(code, name), type: 'raw' }], maps: [], entry: name, inputs: [{ mem: t.mem ?? new Uint8Array(0) }] });
+  }
+}
+
 // A basic block longer than a chunk: the chunk grows to hold it.
 cases.push({
   name: 'a basic block longer than a chunk',
@@ -203,6 +223,12 @@ describe.each(cases)('$name: the trace agrees with an independent execution', (c
       }
     });
     expect(compared).toBeGreaterThan(0);
+  });
+
+  test('re-executing the trace (rewind verify) agrees at every step', () => {
+    const v = verifyTrace(path);
+    expect(v.difference).toBeUndefined();
+    expect(v.runs).toBe(c.inputs.length);
   });
 
   test('stepping backward through a chunk gives the states a fresh reader gives', () => {
