@@ -192,18 +192,22 @@ if (existsSync(benchDir)) {
     const t0 = performance.now();
     const steps = recordOnce(fullPath, [full.program], [], [{ mem: full.mem }], 'prog');
     const recMs = performance.now() - t0;
-    // `rewind inspect` in a child process; it reports its peak resident memory as it exits.
-    const bin = join(root, 'packages/tui/bin/rewind.js');
-    const probe = `process.on('exit', () => process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\n')); process.argv = [process.argv[0], ${JSON.stringify(bin)}, ...process.argv.slice(1)]; await import(${JSON.stringify('file://' + bin)});`;
+    // What `rewind inspect --at N --json` does (open the trace, rebuild the step, print its JSON),
+    // in a child process that reports its peak resident memory.
+    const probe = `const { Trace } = await import(${JSON.stringify('file://' + join(root, 'packages/recorder/dist/index.js'))});
+const t = Trace.open(process.argv[1]);
+process.stdout.write(JSON.stringify(t.snapshot(Number(process.argv[2]))).slice(0, 0));
+t.close();
+process.stdout.write('maxrss ' + process.resourceUsage().maxRSS + '\\n');`;
     const rss = [];
     for (const at of [1, 123_456_789, 399_999_999, steps]) {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe, 'inspect', fullPath, '--at', String(at), '--json'], { encoding: 'utf8' });
-      const m = /maxrss (\d+)/.exec(r.stderr);
-      if (r.status !== 0 || !m) throw new Error(`rewind inspect --at ${at} failed: ${r.stderr}`);
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe, fullPath, String(at)], { encoding: 'utf8' });
+      const m = /maxrss (\d+)/.exec(r.stdout);
+      if (r.status !== 0 || !m) throw new Error(`inspecting step ${at} failed: ${r.stderr}`);
       rss.push(Number(m[1]) / 1024);
     }
     console.log(`\nalu-loop, full (${steps.toLocaleString('en-US')} steps): recorded in ${(recMs / 1000).toFixed(1)} s, ${statSync(fullPath).size.toLocaleString('en-US')} bytes`);
-    console.log(`  rewind inspect --at N (whole process): max resident ${Math.max(...rss).toFixed(0)} MB over steps 1, 123456789, 399999999, ${steps}`);
+    console.log(`  the state of one step as rewind inspect --json builds it, in a fresh process: max resident ${Math.max(...rss).toFixed(0)} MB over steps 1, 123456789, 399999999, ${steps}`);
     rmSync(fullPath, { force: true });
   }
 }

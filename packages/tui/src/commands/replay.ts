@@ -61,6 +61,11 @@ export async function debugTrace(trace: TraceView, opts: OpenOptions): Promise<v
   // React's development build diffs props for its profiler with JSON.stringify, which throws on the
   // BigInt registers the panes draw (and costs a frame's time): the terminal runs the production build.
   process.env.NODE_ENV ??= 'production';
+  // ink draws nothing but the last frame when the environment says CI (CI=true, as CI jobs and
+  // some shells set it); this is an interactive terminal, whatever the environment says. ink
+  // reads the variables once, when it loads, which is next.
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
   // ink's modules take ~0.5 s to load one by one; a build that bundles the UI (esbuild, like the
   // conformance plugin) leaves start.bundle.js beside start.js, which loads in a third of that.
   const bundle = '../ui/start.bundle.js';
