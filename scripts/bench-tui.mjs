@@ -17,6 +17,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+// util-linux `script` provides the pseudo-terminal.
+try {
+  execFileSync('script', ['--version'], { stdio: 'ignore' });
+} catch {
+  console.log('(skipping the debugger benchmark: util-linux `script` is not installed)');
+  process.exit(0);
+}
 const bin = join(root, 'packages/tui/bin/rewind.js');
 const args = process.argv.slice(2);
 const opt = (name, d) => (args.includes(name) ? args[args.indexOf(name) + 1] : d);
