@@ -7,7 +7,7 @@ export { crc32 } from './container/crc32.js';
 export { FORMAT_VERSION, OLDEST_READABLE_VERSION, MAGIC, REWIND_VERSION } from './container/format.js';
 export { Recorder, RECORD_SLICE, type RecorderOptions, type RecordedRun } from './recorder.js';
 export { StepBuffer, stepInstrumentation } from './steps/instrument.js';
-export { Trace } from './trace/trace.js';
+export { Trace, inspectJson } from './trace/trace.js';
 export { MapState } from './trace/mapstate.js';
 export type * from './trace/types.js';
 export { verifyTrace, type VerifyResult } from './trace/verify.js';

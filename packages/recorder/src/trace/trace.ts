@@ -727,20 +727,7 @@ export class Trace implements TraceView {
 
   /** The state as `rewind inspect --json` prints it. */
   snapshot(step: number): Record<string, unknown> {
-    const st = this.state(step);
-    const frame = st.frames[st.frames.length - 1]!;
-    const r10 = Number(st.regs[10]! & 0xffffffffn);
-    const out: Record<string, unknown> = {
-      step: st.step,
-      run: st.run,
-      pc: st.pc,
-      insn: st.insn,
-      regs: st.regs.map((v) => '0x' + v.toString(16).padStart(16, '0')),
-    };
-    if (st.source) out.source = { file: st.source.file, line: st.source.line, text: st.source.text };
-    out.stack = Buffer.from(frame.bytes.subarray(0, Math.min(512, r10))).toString('hex');
-    out.maps = st.maps;
-    return out;
+    return inspectJson(this.state(step));
   }
 
   // ---- Writes, origins, searches ----
@@ -963,6 +950,27 @@ export class Trace implements TraceView {
       ci = direction > 0 ? 0 : this.runRefs[r]!.chunks.length - 1;
     }
   }
+}
+
+/**
+ * A step's state in the shape `rewind inspect --json` prints: step, run, pc, insn (llvm-objdump
+ * syntax), regs (16 hex digits each), source, stack (the current frame from its lowest address
+ * up to r10, in hex) and maps (as `rewind run --json`).
+ */
+export function inspectJson(st: StepState): Record<string, unknown> {
+  const frame = st.frames[st.frames.length - 1];
+  const r10 = Number(st.regs[10]! & 0xffffffffn);
+  const out: Record<string, unknown> = {
+    step: st.step,
+    run: st.run,
+    pc: st.pc,
+    insn: st.insn,
+    regs: st.regs.map((v) => '0x' + v.toString(16).padStart(16, '0')),
+  };
+  if (st.source) out.source = { file: st.source.file, line: st.source.line, text: st.source.text };
+  out.stack = frame ? Buffer.from(frame.bytes.subarray(0, Math.min(frame.bytes.length, r10))).toString('hex') : '';
+  out.maps = st.maps;
+  return out;
 }
 
 class TraceTruncatedEmpty extends TraceError {

@@ -1,6 +1,7 @@
 // A step's state as plain JSON (what `:export` writes, in the shape of `rewind inspect --json`),
 // and the difference between two steps (`:diff A B`).
 
+import { inspectJson } from '@rewind/recorder';
 import { toHex } from '@rewind/vm';
 import type { StepState, TraceEvent, TraceView } from './trace.js';
 
@@ -24,18 +25,7 @@ function eventJson(e: TraceEvent): Record<string, unknown> {
  */
 export function snapshot(trace: TraceView, s: StepState): Record<string, unknown> {
   const run = trace.runs[s.run];
-  const frame = s.frames[s.frames.length - 1];
-  const r10 = Number(s.regs[10]! & 0xffffffffn);
-  const out: Record<string, unknown> = {
-    step: s.step,
-    run: s.run,
-    pc: s.pc,
-    insn: s.insn,
-    regs: s.regs.map(hex64),
-  };
-  if (s.source) out.source = { file: s.source.file, line: s.source.line, text: s.source.text };
-  out.stack = frame ? toHex(frame.bytes.subarray(0, Math.min(frame.bytes.length, r10))) : '';
-  out.maps = s.maps;
+  const out = inspectJson(s);
   Object.assign(out, {
     trace: trace.path,
     runStep: s.runStep,
