@@ -69,12 +69,14 @@ describe.skipIf(!built)('a recorder killed at random moments', () => {
     for (let k = 0; k < 6; k++) {
       const out = join(dir, `killed-${k}.rwt`);
       const child = spawn(process.execPath, [cli, 'record', data, '--repeat', '4', '-o', out], { stdio: 'ignore' });
+      // Listen for the exit now: the recording may finish before the kill.
+      const exited = new Promise((r) => child.on('exit', r));
       // Kill once the file exists and has grown a little, at a random moment after that.
       const deadline = Date.now() + 20_000;
-      while (!(existsSync(out) && statSync(out).size > 2000) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      while (!(existsSync(out) && statSync(out).size > 2000) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, Math.floor(rand() * 400)));
       child.kill('SIGKILL');
-      await new Promise((r) => child.on('exit', r));
+      await exited;
       let t: Trace;
       try {
         t = Trace.open(out);
