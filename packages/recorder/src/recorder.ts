@@ -43,14 +43,6 @@ export interface RecordedRun {
 type RunFn = LoadedProgram['compiled']['run'];
 type InvokeFn = LoadedProgram['compiled']['invoke'];
 
-/** Eight little-endian bytes of register i (lo, hi halves in R[2i], R[2i + 1]). */
-function reg8(R: ArrayLike<number>, i: number): Uint8Array {
-  const out = new Int32Array(2);
-  out[0] = R[2 * i]!;
-  out[1] = R[2 * i + 1]!;
-  return new Uint8Array(out.buffer);
-}
-
 /** Registers from..to-1 as 8-byte views of one buffer (little-endian: the machine's halves as they are). */
 function regs8(R: ArrayLike<number>, from: number, to: number): Uint8Array[] {
   const all = new Int32Array(2 * (to - from));
@@ -338,7 +330,7 @@ export class Recorder {
       return run(pc, depth, limit);
     };
     c.invoke = (start, depth, args) => {
-      const a = Array.from({ length: 5 }, (_, i) => reg8(args, i));
+      const a = regs8(args, 0, 5);
       // m.steps: the instructions executed before the callback's first one (a callback helper's
       // call ends its block, so this is the call's step or the previous callback's exit).
       this.events.push({ t: 'callback', step: m.steps, program: name, start, args: a });
@@ -357,7 +349,7 @@ export class Recorder {
         this.events.push(ev);
         const before = this.session.output.length;
         fn(m);
-        ev.r0 = reg8(m.R, 0);
+        ev.r0 = regs8(m.R, 0, 1)[0]!;
         // What the helper printed or sent (trace_printk, ring buffer, perf event output).
         const out = this.session.output;
         for (let k = before; k < out.length; k++) this.events.push({ ...(plain(out[k]) as PlainMap), t: 'output', step: buf.step });

@@ -25,7 +25,9 @@ import {
   BPF_PSEUDO_CALL,
   BPF_ST,
   BPF_STX,
+  CALLBACK_HELPERS,
   LDDW,
+  sizeBytes,
   type Bytecode,
   type Instrumentation,
 } from '@rewind/vm';
@@ -178,7 +180,7 @@ function effects(code: Bytecode, pc: number): { regs: number; stores: boolean } 
       // Calls and returns switch frames (every register can change); a helper writes r0, and
       // one that calls back runs program code.
       if (jop === BPF_EXIT) return { regs: ALL, stores: false };
-      if (jop === BPF_CALL) return code.src[pc] === BPF_PSEUDO_CALL || [164, 181].includes(code.imm[pc]!) ? { regs: ALL, stores: true } : { regs: 1, stores: false };
+      if (jop === BPF_CALL) return code.src[pc] === BPF_PSEUDO_CALL || CALLBACK_HELPERS.has(code.imm[pc]!) ? { regs: ALL, stores: true } : { regs: 1, stores: false };
       return { regs: 0, stores: false };
     }
   }
@@ -277,7 +279,7 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
         if ((klass === BPF_ST || (klass === BPF_STX && (p.code.op[q]! & 0xe0) !== BPF_ATOMIC)) && p.code.dst[q] === 10) {
           // r10 + off: frame bytes [512 + off, 512 + off + size).
           const at = 512 + p.code.off[q]!;
-          const size = [4, 2, 1, 8][(p.code.op[q]! >> 3) & 3]!;
+          const size = sizeBytes(p.code.op[q]!);
           stack ??= new Uint8Array(64);
           for (let b = Math.max(0, at); b < Math.min(512, at + size); b++) stack[b >> 3]! |= 1 << (b & 7);
         }

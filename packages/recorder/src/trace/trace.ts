@@ -5,6 +5,7 @@
 import {
   decode,
   formatInsn,
+  sizeBytes,
   parseBtf,
   type Btf,
   HELPER_NAMES,
@@ -141,6 +142,8 @@ export class Trace implements TraceView {
   private readonly chunkCache = new Map<number, LoadedChunk>();
   private readonly runPayloads = new Map<number, PlainMap>();
   private readonly eventCache = new Map<number, WalkEvent[]>();
+  /** Per program, the index of the last line-info entry at or before each pc (-1: none). */
+  private readonly lineTables = new Map<TraceProgram, Int32Array>();
   /** What each decoded chunk wrote (registers, regions), kept for every chunk ever decoded: searches skip chunks by it. */
   private readonly summaries = new Map<number, { regMask: number; memRegions: Set<number> | 'any'; stack?: Uint8Array }>();
   private readonly mapSnapshots = new Map<number, MapState>();
@@ -210,18 +213,14 @@ export class Trace implements TraceView {
     runs.forEach((r, k) => {
       const e = ended[k];
       if (e) {
-        r.complete = true;
-        r.info.verdict = str(e.verdict);
+        endRun(r, e);
         r.info.lastStep = num(e.lastStep, r.info.lastStep);
-        r.info.r0 = u64(e.r0 as PlainValue) || (typeof e.r0 === 'bigint' ? (e.r0 as bigint) : typeof e.r0 === 'number' ? BigInt(e.r0) : undefined);
-        const fault = obj(e.fault);
-        if (typeof fault.message === 'string') r.info.fault = { message: fault.message, kind: str(fault.kind), pc: num(fault.pc) };
-        r.info.timeNs = typeof e.timeNs === 'bigint' ? e.timeNs : BigInt(num(e.timeNs));
-      } else if (r.chunks.length && (k < runs.length - 1 || !this.truncated)) {
-        this.completeFromOutcome(r);
+        r.info.timeNs = big(e.timeNs);
       } else if (r.chunks.length) {
-        // The last run of a killed recording: its last chunk may or may not hold the outcome.
-        this.completeFromOutcome(r);
+        // No end frame (a killed recording): the run's last chunk holds its outcome, if it was saved.
+        const last = r.chunks[r.chunks.length - 1]!;
+        const out = obj(this.payload(last.frame).outcome);
+        if ('verdict' in out) endRun(r, out);
       }
     });
     // A run without any chunk in the file was cut before its first instruction was saved: drop it.
@@ -246,17 +245,6 @@ export class Trace implements TraceView {
   close(): void {
     this.reader.close();
     this.chunkCache.clear();
-  }
-
-  private completeFromOutcome(r: RunRef): void {
-    const last = r.chunks[r.chunks.length - 1]!;
-    const out = obj(this.payload(last.frame).outcome);
-    if (!('verdict' in out)) return;
-    r.complete = true;
-    r.info.verdict = str(out.verdict);
-    r.info.r0 = typeof out.r0 === 'bigint' ? out.r0 : BigInt(num(out.r0));
-    const fault = obj(out.fault);
-    if (typeof fault.message === 'string') r.info.fault = { message: fault.message, kind: str(fault.kind), pc: num(fault.pc) };
   }
 
   private payload(frame: number): PlainMap {
@@ -323,17 +311,8 @@ export class Trace implements TraceView {
     const payload = this.payload(ref.frame);
     const where = `${this.path}: frame ${ref.frame} (chunk, first=${ref.first}, last=${ref.last})`;
     const key = obj(payload.key);
-    const regsList = list(key.regs);
-    if (regsList.length !== 11) throw new TraceCorruptError(`${where}: the chunk has no keyframe`, this.path, this.reader.frames[ref.frame]?.offset ?? 0, ref.frame, 'chunk');
-    const regs = new Int32Array(22);
-    regsList.forEach((b, i) => {
-      const v = bin(b);
-      if (v && v.length === 8) {
-        const dv = new DataView(v.buffer, v.byteOffset, 8);
-        regs[2 * i] = dv.getInt32(0, true);
-        regs[2 * i + 1] = dv.getInt32(4, true);
-      }
-    });
+    if (list(key.regs).length !== 11) throw new TraceCorruptError(`${where}: the chunk has no keyframe`, this.path, this.reader.frames[ref.frame]?.offset ?? 0, ref.frame, 'chunk');
+    const regs = keyRegs(key);
     const program = this.walkPrograms.findIndex((p) => p.name === str(key.program));
     if (program < 0) throw new TraceCorruptError(`${where}: keyframe names an unknown program '${str(key.program)}'`, this.path, 0, ref.frame, 'chunk');
     const base = ref.first - run.info.firstStep;
@@ -422,11 +401,18 @@ export class Trace implements TraceView {
   /** The function and source line of a pc. */
   private where(p: TraceProgram, pc: number): { func: string; source?: { file: string; line: number; col: number; text: string } } {
     const f = p.funcs.find((x) => pc >= x.start && pc < x.end);
-    let line: (typeof p.lines)[number] | undefined;
-    for (const l of p.lines) {
-      if (l.pc > pc) break;
-      if (!f || l.pc >= f.start) line = l;
+    // The last line at or before pc, if it is in pc's function (lines are sorted by pc).
+    let table = this.lineTables.get(p);
+    if (!table) {
+      table = new Int32Array(p.code.length).fill(-1);
+      for (let i = 0, at = 0; at < table.length; at++) {
+        while (i < p.lines.length && p.lines[i]!.pc <= at) i++;
+        table[at] = i - 1;
+      }
+      this.lineTables.set(p, table);
     }
+    const found = pc >= 0 && pc < table.length ? p.lines[table[pc]!] : undefined;
+    const line = found && (!f || found.pc >= f.start) ? found : undefined;
     return { func: f?.name ?? p.name, source: line && line.line > 0 ? { file: line.file, line: line.line, col: line.col, text: line.text } : undefined };
   }
 
@@ -487,22 +473,7 @@ export class Trace implements TraceView {
   /** Registers, memory and maps at state k of a chunk. */
   private rebuild(c: LoadedChunk, k: number): { R: Int32Array; mem: Map<number, { lo: number; bytes: Uint8Array }>; maps: MapState; regions: Map<number, RegionState> } {
     const s = c.steps;
-    const R = new Int32Array(22);
-    const regs = list(c.key.regs);
-    regs.forEach((b, i) => {
-      const v = bin(b);
-      if (v && v.length === 8) {
-        const dv = new DataView(v.buffer, v.byteOffset, 8);
-        R[2 * i] = dv.getInt32(0, true);
-        R[2 * i + 1] = dv.getInt32(4, true);
-      }
-    });
-    const end = s.regStart[k + 1]!;
-    for (let i = 0; i < end; i++) {
-      const r = s.regNum[i]!;
-      R[2 * r] = s.regLo[i]!;
-      R[2 * r + 1] = s.regHi[i]!;
-    }
+    const R = this.rebuildRegs(c, k);
     const regions = this.regionsAt(c, k);
     let maps: MapState;
     let mem: Map<number, { lo: number; bytes: Uint8Array }>;
@@ -560,7 +531,6 @@ export class Trace implements TraceView {
       return m;
     };
     // Walk steps j0+1..k: map operations and memory writes in step order.
-    const upto = s.base + k;
     for (let j = j0 + 1; j <= k; j++) {
       const step = s.base + j;
       while (ei < evs.length && evs[ei]!.step <= step) {
@@ -598,7 +568,6 @@ export class Trace implements TraceView {
       // Every CHECKPOINT_STEPS steps, keep the memory and maps: a later step back starts there.
       if (j % CHECKPOINT_STEPS === 0 && !c.checkpoints[j / CHECKPOINT_STEPS]) c.checkpoints[j / CHECKPOINT_STEPS] = { j, ei, mem: cloneMem(mem), maps: maps.clone() };
     }
-    void upto;
     return { R, mem, maps, regions };
   }
 
@@ -733,7 +702,7 @@ export class Trace implements TraceView {
   // ---- Writes, origins, searches ----
 
   /** Whether step j (1..count) of a loaded chunk writes the target. */
-  private writes(c: LoadedChunk, j: number, t: WriteTarget, maps?: Set<number>): boolean {
+  private writes(c: LoadedChunk, j: number, t: WriteTarget): boolean {
     const s = c.steps;
     if (t.kind === 'reg') {
       for (let i = s.regStart[j]!; i < s.regStart[j + 1]!; i++) if (s.regNum[i] === t.reg) return true;
@@ -746,7 +715,6 @@ export class Trace implements TraceView {
       }
       return false;
     }
-    void maps;
     return false;
   }
 
@@ -867,7 +835,7 @@ export class Trace implements TraceView {
         const lo = before[2 * src]!;
         const hi = before[2 * src + 1]!;
         const region = ((lo | 0) < 0 ? hi + 1 : hi) - REGION_HI_BASE;
-        operands.push({ kind: 'mem', region, offset: (lo + code.off[pc]!) >>> 0, size: sizeOf(op) });
+        operands.push({ kind: 'mem', region, offset: (lo + code.off[pc]!) >>> 0, size: sizeBytes(op) });
       }
     } else if (klass === 3 || klass === 2) {
       operands.push({ kind: 'reg', reg: dst });
@@ -879,16 +847,9 @@ export class Trace implements TraceView {
     return { step: at, pc, insn, operands, helper };
   }
 
+  /** Registers at state k of a chunk: the keyframe's, then every register write of steps 1..k. */
   private rebuildRegs(c: LoadedChunk, k: number): Int32Array {
-    const R = new Int32Array(22);
-    list(c.key.regs).forEach((b, i) => {
-      const v = bin(b);
-      if (v && v.length === 8) {
-        const dv = new DataView(v.buffer, v.byteOffset, 8);
-        R[2 * i] = dv.getInt32(0, true);
-        R[2 * i + 1] = dv.getInt32(4, true);
-      }
-    });
+    const R = keyRegs(c.key);
     const s = c.steps;
     for (let i = 0; i < s.regStart[k + 1]!; i++) {
       R[2 * s.regNum[i]!] = s.regLo[i]!;
@@ -980,8 +941,32 @@ class TraceTruncatedEmpty extends TraceError {
   }
 }
 
-function sizeOf(op: number): number {
-  return [4, 2, 1, 8][(op >> 3) & 3]!;
+/** A MessagePack integer as a BigInt (msgpackr gives numbers, and BigInts beyond 2^53). */
+function big(v: PlainValue | undefined): bigint {
+  return typeof v === 'bigint' ? v : BigInt(num(v));
+}
+
+/** A run's end, as the end frame or its last chunk's outcome says it: verdict, r0, fault. */
+function endRun(r: RunRef, x: PlainMap): void {
+  r.complete = true;
+  r.info.verdict = str(x.verdict);
+  r.info.r0 = big(x.r0);
+  const fault = obj(x.fault);
+  if (typeof fault.message === 'string') r.info.fault = { message: fault.message, kind: str(fault.kind), pc: num(fault.pc) };
+}
+
+/** Registers r0..r10 from a keyframe's 11 eight-byte values, as lo/hi halves. */
+function keyRegs(key: PlainMap): Int32Array {
+  const R = new Int32Array(22);
+  list(key.regs).forEach((b, i) => {
+    const v = bin(b);
+    if (v && v.length === 8 && i < 11) {
+      const dv = new DataView(v.buffer, v.byteOffset, 8);
+      R[2 * i] = dv.getInt32(0, true);
+      R[2 * i + 1] = dv.getInt32(4, true);
+    }
+  });
+  return R;
 }
 
 function regionOf(v: PlainValue): RegionState {
@@ -1017,8 +1002,7 @@ function provenanceOf(regions: Map<number, RegionState>, lo: number, hi: number)
   const r = regions.get(idx);
   if (!r || idx < 0) return undefined;
   const d = (lo | 0) - r.origin;
-  const label = r.kind === 'stack' ? (idx === 0 ? 'stack' : `stack#${idx}`) : r.label;
-  return { region: idx, kind: r.kind, offset: d, text: d < 0 ? `${label}${d}` : `${label}+${d}` };
+  return { region: idx, kind: r.kind, offset: d, text: d < 0 ? `${r.label}${d}` : `${r.label}+${d}` };
 }
 
 export type { TraceFault, MapsState };

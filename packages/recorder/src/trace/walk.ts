@@ -178,7 +178,7 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
   const R = new Int32Array(22);
   R.set(inp.regs);
   // Saved registers of the frames below: [kind (0 call, 1 callback), return pc, 22 registers].
-  const frames: { kind: number; ret: number; regs: Int32Array; callPc: number }[] = [];
+  const frames: { kind: number; ret: number; regs: Int32Array }[] = [];
 
   const outProg = new Uint16Array(count + 1);
   const outPc = new Int32Array(count + 1);
@@ -293,9 +293,9 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
   let s = inp.base;
   /** Callback helpers whose results are due when their callbacks are done: their pcs. */
   const pendingHelper: number[] = [];
-  const enterFrame = (kind: number, ret: number, start: number, args: Int32Array | undefined, callPc: number) => {
+  const enterFrame = (kind: number, ret: number, start: number, args: Int32Array | undefined) => {
     if (frames.length >= 7) throw corrupt(where, `call depth passes 8 frames at step ${s}`);
-    frames.push({ kind, ret, regs: R.slice(), callPc });
+    frames.push({ kind, ret, regs: R.slice() });
     const depth = frames.length;
     setReg(0, 0, 0);
     for (let r = 6; r <= 9; r++) setReg(r, 0, 0);
@@ -327,7 +327,7 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
       args[2 * i] = v.getInt32(0, true);
       args[2 * i + 1] = v.getInt32(4, true);
     }
-    enterFrame(1, -1, e.start as number, args, -1);
+    enterFrame(1, -1, e.start as number, args);
     return true;
   };
 
@@ -423,7 +423,7 @@ export function walkChunk(inp: ChunkInput): ChunkSteps {
         } else if (jop === BPF_CALL) {
           if (code.src[pc] === BPF_PSEUDO_CALL) {
             handleEvents(s);
-            enterFrame(0, pc + 1, pc + 1 + code.imm[pc]!, undefined, pc);
+            enterFrame(0, pc + 1, pc + 1 + code.imm[pc]!, undefined);
             endStep();
             continue;
           }

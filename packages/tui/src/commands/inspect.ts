@@ -1,6 +1,7 @@
 // `rewind inspect`: the state at one step of a trace, or a summary of its runs, as text or JSON.
 
 import { Trace, type StepState } from '@rewind/recorder';
+import { eventText } from '../debugger/views.js';
 import { UsageError } from './inputs.js';
 
 export interface InspectArgs {
@@ -60,27 +61,7 @@ function stateText(t: Trace, st: StepState): string {
   const events = st.events.slice(-10);
   if (events.length) {
     lines.push(`events (last ${events.length} of the run so far):`);
-    for (const e of events) {
-      switch (e.kind) {
-        case 'helper':
-          lines.push(`  step ${e.step}: ${e.name}(${e.args.map((a) => '0x' + a.toString(16)).join(', ')}) = 0x${e.r0.toString(16)}`);
-          break;
-        case 'print':
-          lines.push(`  step ${e.step}: printk: ${e.text}`);
-          break;
-        case 'map':
-          lines.push(`  step ${e.step}: ${e.map} ${e.op}${e.key ? ` key ${Buffer.from(e.key).toString('hex')}` : ''}${e.after ? ` = ${Buffer.from(e.after).toString('hex')}` : ''}`);
-          break;
-        case 'output':
-          lines.push(`  step ${e.step}: output to ${e.map}: ${Buffer.from(e.data).toString('hex')}`);
-          break;
-        case 'tailcall':
-          lines.push(`  step ${e.step}: tail call to ${e.program}`);
-          break;
-        default:
-          lines.push(`  step ${e.step}: ${e.text}`);
-      }
-    }
+    for (const e of events) lines.push(`  step ${e.step}: ${eventText(e)}`);
   }
   return lines.join('\n');
 }

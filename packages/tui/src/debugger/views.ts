@@ -147,7 +147,8 @@ function disasmBase(dbg: Debugger, prog: TraceProgram) {
   return c;
 }
 
-function eventText(e: TraceEvent): string {
+/** One event as the events pane and `rewind inspect` write it. */
+export function eventText(e: TraceEvent): string {
   switch (e.kind) {
     case 'helper':
       return `${e.name}(${e.args.map((a) => '0x' + a.toString(16)).join(', ')}) = 0x${e.r0.toString(16)}`;

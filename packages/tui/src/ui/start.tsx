@@ -46,21 +46,19 @@ export async function startTui(dbg: Debugger): Promise<void> {
     process.stderr.write(`rewind: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     process.exit(70);
   };
-  process.on('SIGTERM', onTerm);
-  process.on('SIGINT', onInt);
-  process.on('SIGHUP', onHup);
-  process.on('uncaughtException', onCrash);
-  process.on('unhandledRejection', onCrash);
-  process.on('exit', restore);
+  const handlers: [string, (...args: any[]) => void][] = [
+    ['SIGTERM', onTerm],
+    ['SIGINT', onInt],
+    ['SIGHUP', onHup],
+    ['uncaughtException', onCrash],
+    ['unhandledRejection', onCrash],
+    ['exit', restore],
+  ];
+  for (const [event, fn] of handlers) process.on(event, fn);
   try {
     await instance.waitUntilExit();
   } finally {
     restore();
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
-    process.off('SIGHUP', onHup);
-    process.off('uncaughtException', onCrash);
-    process.off('unhandledRejection', onCrash);
-    process.off('exit', restore);
+    for (const [event, fn] of handlers) process.off(event, fn);
   }
 }

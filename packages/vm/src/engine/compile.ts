@@ -196,12 +196,15 @@ export function bswap32(x: number): number {
 }
 
 const HB = REGION_HI_BASE;
+/** Helpers that call back into the program: bpf_for_each_map_elem (164), bpf_loop (181). */
+export const CALLBACK_HELPERS: ReadonlySet<number> = new Set([164, 181]);
+
 /**
  * Helpers after which the block ends, so that the steps counted up front for a block are exact
- * where execution leaves it: bpf_tail_call (12) does not come back, and the callbacks of
- * bpf_for_each_map_elem (164) and bpf_loop (181) run between the call and the next slot.
+ * where execution leaves it: bpf_tail_call (12) does not come back, and callbacks run between
+ * the call and the next slot.
  */
-export const BLOCK_ENDING_HELPERS: ReadonlySet<number> = new Set([12, 164, 181]);
+export const BLOCK_ENDING_HELPERS: ReadonlySet<number> = new Set([12, ...CALLBACK_HELPERS]);
 
 function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): { source: string; REM: Int32Array; usesShadow: boolean } {
   const n = code.length;
