@@ -61,12 +61,12 @@ function replayAll(t: Trace): number {
 
 describe.skipIf(!built)('a recorder killed at random moments', () => {
   const data = join(dir, 'long.data');
-  writeFileSync(data, `-- asm\n${LOOP(3_000_000)}\n`);
+  writeFileSync(data, `-- asm\n${LOOP(500_000)}\n`);
 
   test('leaves a trace that reads as truncated, whose complete chunks all replay and verify', async () => {
     const rand = prng(7);
     let truncated = 0;
-    for (let k = 0; k < 6; k++) {
+    for (let k = 0; k < 4; k++) {
       const out = join(dir, `killed-${k}.rwt`);
       const child = spawn(process.execPath, [cli, 'record', data, '--repeat', '4', '-o', out], { stdio: 'ignore' });
       // Listen for the exit now: the recording may finish before the kill.
@@ -95,7 +95,7 @@ describe.skipIf(!built)('a recorder killed at random moments', () => {
       t.close();
     }
     expect(truncated).toBeGreaterThan(0);
-  }, 120_000);
+  }, 240_000);
 });
 
 describe('damage', () => {
