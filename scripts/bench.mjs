@@ -4,7 +4,7 @@
 // instruction in-process (best of several runs), and the whole-process time of
 // `rewind conformance-plugin` on it (best of several runs); r0 is checked against the file.
 //
-//   pnpm bench [--runs N] [--filter NAME] [--only inproc|plugin]
+//   pnpm bench [--runs N] [--filter NAME] [--only inproc|plugin|examples] [--no-examples]
 
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -37,7 +37,7 @@ const bin = join(root, 'packages/tui/bin/rewind.js');
 const hex = (b) => Buffer.from(b).toString('hex');
 const rows = [];
 let failed = 0;
-for (const file of files) {
+for (const file of only === 'examples' ? [] : files) {
   const t = parseDataFile(readFileSync(file, 'utf8'), { file });
   const name = file.split('/').pop().replace(/\.data$/, '');
   const mem = t.mem ?? new Uint8Array(0);
@@ -76,12 +76,12 @@ for (const file of files) {
 }
 
 const pad = (s, n) => String(s).padStart(n);
-console.log(`\n${'program'.padEnd(14)} ${pad('instructions', 13)} ${pad('in-process s', 13)} ${pad('ns/insn', 8)} ${pad('plugin s', 9)}  check`);
+if (rows.length) console.log(`\n${'program'.padEnd(14)} ${pad('instructions', 13)} ${pad('in-process s', 13)} ${pad('ns/insn', 8)} ${pad('plugin s', 9)}  check`);
 for (const r of rows) {
   const ns = r.steps ? ((r.best * 1e9) / r.steps).toFixed(2) : '-';
   console.log(`${r.name.padEnd(14)} ${pad(r.steps || '-', 13)} ${pad(Number.isFinite(r.best) ? r.best.toFixed(3) : '-', 13)} ${pad(ns, 8)} ${pad(Number.isFinite(r.plugin) ? r.plugin.toFixed(3) : '-', 9)}  ${r.check}`);
 }
-console.log(`\nbest of ${runs} runs each; "plugin s" is the whole process of \`rewind conformance-plugin\` (Node start-up included).`);
+if (rows.length) console.log(`\nbest of ${runs} runs each; "plugin s" is the whole process of \`rewind conformance-plugin\` (Node start-up included).`);
 process.exitCode = failed ? 1 : 0;
 
 // Per-packet figures for the examples: Rewind's plain run per packet over each example's

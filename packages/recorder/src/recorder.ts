@@ -7,7 +7,7 @@
 
 import { dumpMap, encode, Session, type LoadedProgram, type MapDef, type Program, type Region, type RunInput, type RunOutcome, type SessionOptions } from '@rewind/vm';
 import { TraceWriter } from './container/writer.js';
-import { packPlainMap, type PlainMap, type PlainValue } from './container/plain.js';
+import { packPlainView, type PlainMap, type PlainValue } from './container/plain.js';
 import { StepBuffer, stepInstrumentation } from './steps/instrument.js';
 
 /** Instructions per chunk: predictions start over at every chunk (a keyframe of the step records). */
@@ -43,14 +43,52 @@ export interface RecordedRun {
 type RunFn = LoadedProgram['compiled']['run'];
 type InvokeFn = LoadedProgram['compiled']['invoke'];
 
-/** Registers from..to-1 as 8-byte views of one buffer (little-endian: the machine's halves as they are). */
-function regs8(R: ArrayLike<number>, from: number, to: number): Uint8Array[] {
-  const all = new Int32Array(2 * (to - from));
-  for (let i = 0; i < all.length; i++) all[i] = R[2 * from + i]!;
-  const bytes = new Uint8Array(all.buffer);
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < to - from; i++) out.push(bytes.subarray(8 * i, 8 * i + 8));
-  return out;
+/**
+ * Bytes the recorder copies for the frames it is building (registers, region bytes, helper
+ * arguments), carved out of one block instead of a buffer each: the block is reused once
+ * those frames are written, since the writer has copied them by then.
+ */
+class Arena {
+  private block = new Uint8Array(256 * 1024);
+  private view = new DataView(this.block.buffer);
+  private used = 0;
+
+  private room(n: number): number {
+    if (this.used + n > this.block.length) {
+      // The old block stays with the views still holding it.
+      this.block = new Uint8Array(Math.max(n, this.block.length));
+      this.view = new DataView(this.block.buffer);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.used += n;
+    return at;
+  }
+
+  /** A copy of `bytes`. */
+  copy(bytes: Uint8Array): Uint8Array {
+    const at = this.room(bytes.length);
+    this.block.set(bytes, at);
+    return this.block.subarray(at, at + bytes.length);
+  }
+
+  /** Registers from..to-1 as 8-byte little-endian values (the machine's halves as they are). */
+  regs(R: ArrayLike<number>, from: number, to: number): Uint8Array[] {
+    const at = this.room(8 * (to - from));
+    const out: Uint8Array[] = [];
+    for (let r = from; r < to; r++) {
+      const p = at + 8 * (r - from);
+      this.view.setInt32(p, R[2 * r]!, true);
+      this.view.setInt32(p + 4, R[2 * r + 1]!, true);
+      out.push(this.block.subarray(p, p + 8));
+    }
+    return out;
+  }
+
+  /** Everything taken so far may be written over. */
+  reset(): void {
+    this.used = 0;
+  }
 }
 
 /** A region's bytes without their leading and trailing zeros (the reader fills the rest with zeros). */
@@ -86,6 +124,7 @@ export class Recorder {
   readonly session: Session;
   private readonly writer: TraceWriter;
   private readonly buf: StepBuffer;
+  private readonly arena = new Arena();
   /** Events of the slice being recorded. */
   private events: PlainMap[] = [];
   private readonly runs: RecordedRun[] = [];
@@ -131,7 +170,7 @@ export class Recorder {
     this.wrapHelpers();
     const m = session.machine;
     m.onWrite = (r, offset, bytes) => {
-      this.events.push({ t: 'write', step: buf.step, region: r.index, offset, bytes: bytes.slice() });
+      this.events.push({ t: 'write', step: buf.step, region: r.index, offset, bytes: this.arena.copy(bytes) });
     };
     session.maps.forEach((map, mapIndex) => {
       map.onMutate = (ev) => {
@@ -214,7 +253,7 @@ export class Recorder {
   private regionBytes(r: Region): Uint8Array | undefined {
     if (r.handler || r.hi <= r.lo || !r.readable) return undefined;
     const dv = r.view ?? this.session.machine.mem.dv;
-    return new Uint8Array(dv.buffer, dv.byteOffset + r.base + r.lo, r.hi - r.lo).slice();
+    return this.arena.copy(new Uint8Array(dv.buffer, dv.byteOffset + r.base + r.lo, r.hi - r.lo));
   }
 
   /** Maps as the object file initialises them (other maps start empty; user-space updates are events). */
@@ -256,7 +295,7 @@ export class Recorder {
       const bytes = r && !seen.has(v.index) ? this.regionBytes(r) : undefined;
       if (bytes) mem.push({ region: v.index, lo: r!.lo, bytes });
     }
-    return { program, pc, regs: regs8(m.R, 0, 11), mem, regions: this.movedRegions(), maps: this.mapChanges() };
+    return { program, pc, regs: this.arena.regs(m.R, 0, 11), mem, regions: this.movedRegions(), maps: this.mapChanges() };
   }
 
   /** Notes a map entry (or a whole queue, stack or bloom filter: no key) the run changed. */
@@ -309,7 +348,7 @@ export class Recorder {
     const name = lp.program.name;
     c.run = (pc, depth, limit) => {
       if (this.startRegs === undefined) {
-        this.startRegs = regs8(m.R, 0, 11);
+        this.startRegs = this.arena.regs(m.R, 0, 11);
         // The regions that differ from the header's (the packet's bounds, a raw program's memory, map values).
         // Only regions defined or moved since the header was written can differ from it.
         const start: PlainMap[] = [];
@@ -330,7 +369,7 @@ export class Recorder {
       return run(pc, depth, limit);
     };
     c.invoke = (start, depth, args) => {
-      const a = regs8(args, 0, 5);
+      const a = this.arena.regs(args, 0, 5);
       // m.steps: the instructions executed before the callback's first one (a callback helper's
       // call ends its block, so this is the call's step or the previous callback's exit).
       this.events.push({ t: 'callback', step: m.steps, program: name, start, args: a });
@@ -345,11 +384,11 @@ export class Recorder {
       const fn = table[id]!;
       const output = this.session.output;
       table[id] = (m) => {
-        const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, pc: m.pc, id, args: regs8(m.R, 1, 6), r0: null };
+        const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, pc: m.pc, id, args: this.arena.regs(m.R, 1, 6), r0: null };
         this.events.push(ev);
         const before = this.session.output.length;
         fn(m);
-        ev.r0 = regs8(m.R, 0, 1)[0]!;
+        ev.r0 = this.arena.regs(m.R, 0, 1)[0]!;
         // What the helper printed or sent (trace_printk, ring buffer, perf event output).
         const out = this.session.output;
         for (let k = before; k < out.length; k++) this.events.push({ ...(plain(out[k]) as PlainMap), t: 'output', step: buf.step });
@@ -446,12 +485,12 @@ export class Recorder {
       this.writer.append(
         'run',
         { run: this.runIndex, program, firstStep: this.runFirst },
-        packPlainMap({ ...this.runFrame, regs: this.startRegs ?? null, regions: this.startRegions ?? [] }, 'the run payload'),
+        packPlainView({ ...this.runFrame, regs: this.startRegs ?? null, regions: this.startRegions ?? [] }, 'the run payload'),
       );
       this.runFrame = undefined;
     }
     const payload: Record<string, PlainValue> = {
-      records: this.buf.take(),
+      records: this.buf.take((bytes) => this.arena.copy(bytes)),
       events: this.events,
       program: this.sliceStart?.program ?? program,
       pc: this.sliceStart?.pc ?? 0,
@@ -477,11 +516,13 @@ export class Recorder {
         // Events after the chunk's first step: a reader listing a run's events skips chunks without any.
         events: this.events.filter((e) => (e.step as number) > this.sliceFrom).length,
       },
-      packPlainMap(payload, 'the chunk payload'),
+      packPlainView(payload, 'the chunk payload'),
     );
     this.events = [];
     this.sliceFrom = steps;
     this.sliceStart = undefined;
+    // The frames are written: what they were built from may be reused.
+    this.arena.reset();
   }
 
   /** The runs recorded so far. */

@@ -201,6 +201,34 @@ describe('the writer', () => {
     w.close();
   });
 
+  test('a buffering writer writes the same bytes, payloads larger than its buffer included', () => {
+    const created = new Date('2026-01-02T03:04:05.678Z');
+    const sizes = [3, 900, 70_000, 0, 5, 200_000, 40, 1200, 65_536];
+    const write = (path: string, buffer?: { bytes: number; ms: number }) => {
+      const w = TraceWriter.create(path, { meta: META, created, buffer });
+      // Payloads are views of one buffer that changes after each append: the writer must copy them.
+      const scratch = new Uint8Array(200_000);
+      sizes.forEach((n, i) => {
+        scratch.set(bytes(n, i));
+        w.append(i % 2 ? 'chunk' : 'run', { i, stack: bytes(64, i) }, scratch.subarray(0, n));
+        scratch.fill(0xee);
+      });
+      w.close({ frames: sizes.length });
+    };
+    const plain = fresh();
+    const buffered = fresh();
+    write(plain);
+    write(buffered, { bytes: 1000, ms: 60_000 });
+    expectBytes(readFileSync(buffered), readFileSync(plain));
+    const r = TraceReader.open(buffered);
+    r.verify();
+    sizes.forEach((n, i) => {
+      expect(r.frames[i + 1]!.header).toEqual({ i, stack: bytes(64, i) });
+      expectBytes(r.readPayload(i + 1), bytes(n, i));
+    });
+    r.close();
+  });
+
   test('headers larger than 16 MiB are refused: they belong in payloads', () => {
     const w = TraceWriter.create(fresh());
     expect(() => w.append('chunk', { blob: new Uint8Array(17 << 20) })).toThrow(/more than 16777216; put bulk data in a payload/);

@@ -7,6 +7,7 @@ import { crc32 } from './crc32.js';
 import { CRC_ENTRY_BYTES, MAGIC, TRAILER_BYTES, TRAILER_CRC_AT, TRAILER_PREFIX } from './format.js';
 
 const utf8 = new TextEncoder();
+const encoded = new Map<string, Uint8Array>();
 
 /** Grows as needed; the envelope's prefix is small, so simplicity beats avoiding copies. */
 class Bytes {
@@ -65,7 +66,12 @@ class Bytes {
   }
 
   str(s: string): void {
-    const bytes = utf8.encode(s);
+    // Envelope strings are a handful of keys and frame kinds: encoded once.
+    let bytes = encoded.get(s);
+    if (!bytes) {
+      bytes = utf8.encode(s);
+      if (encoded.size < 256) encoded.set(s, bytes);
+    }
     const n = bytes.length;
     if (n < 32) this.u8(0xa0 | n);
     else if (n <= 0xff) this.tagged(0xd9, n, 1);
@@ -113,6 +119,12 @@ function finish(prefix: Bytes, payload: Uint8Array): Uint8Array {
 /** A frame: { k: kind, i: number, h: header, d: payload, c: CRC-32 }. `header` is encoded MessagePack. */
 export function encodeFrame(kind: string, number: number, header: Uint8Array, payload: Uint8Array): Uint8Array {
   const b = new Bytes();
+  framePrefix(b, kind, number, header);
+  return finish(b, payload);
+}
+
+/** A frame's envelope up to the payload's bin header (exclusive), appended to `b`. */
+function framePrefix(b: Bytes, kind: string, number: number, header: Uint8Array): void {
   b.u8(0x85);
   b.str('k');
   b.str(kind);
@@ -121,7 +133,38 @@ export function encodeFrame(kind: string, number: number, header: Uint8Array, pa
   b.str('h');
   b.raw(header);
   b.str('d');
-  return finish(b, payload);
+}
+
+const prefixScratch = new Bytes();
+
+/**
+ * The same frame as encodeFrame, written into `out` at `at` (which must have room for
+ * frameSize more bytes) instead of a buffer of its own; returns the frame's length.
+ */
+export function encodeFrameInto(out: Uint8Array, at: number, kind: string, number: number, header: Uint8Array, payload: Uint8Array): number {
+  const b = prefixScratch;
+  b.length = 0;
+  framePrefix(b, kind, number, header);
+  b.binHeader(payload.length);
+  const head = b.view();
+  out.set(head, at);
+  out.set(payload, at + head.length);
+  const end = at + head.length + payload.length;
+  const crc = crc32(out, 0, at, end);
+  out[end] = 0xa1; // fixstr "c"
+  out[end + 1] = 0x63;
+  out[end + 2] = 0xce; // uint 32
+  out[end + 3] = crc >>> 24;
+  out[end + 4] = (crc >>> 16) & 0xff;
+  out[end + 5] = (crc >>> 8) & 0xff;
+  out[end + 6] = crc & 0xff;
+  return end + CRC_ENTRY_BYTES - at;
+}
+
+/** An upper bound of encodeFrameInto's length for these parts. */
+export function frameSize(kind: string, header: Uint8Array, payload: Uint8Array): number {
+  // fixmap, four one-letter keys, kind (str 8 at most), uint 64, bin 32 header, the c entry.
+  return 1 + 4 * 2 + 2 + 3 * kind.length + 9 + header.length + 5 + payload.length + CRC_ENTRY_BYTES;
 }
 
 /**

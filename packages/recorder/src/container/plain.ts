@@ -102,20 +102,67 @@ function fast(value: unknown, depth: number): unknown {
   throw NOT_FAST;
 }
 
+/**
+ * True when `value` is plain and msgpackr can write it as it is (no integer it would write as
+ * a float 64); false when it needs `fast`'s copy; throws NOT_FAST where `normalize` must name
+ * what is wrong. The common case for a recorder's payloads, without copying them.
+ */
+function asIs(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'boolean':
+    case 'string':
+      return true;
+    case 'number':
+      return !(Number.isSafeInteger(value) && (value < -0x8000_0000 || value > 0xffff_ffff));
+    case 'bigint':
+      if (value < INT64_MIN || value >= UINT64_END) throw NOT_FAST;
+      return true;
+    case 'object': {
+      if (value === null || value instanceof Uint8Array) return true;
+      if (depth >= MAX_DEPTH) throw NOT_FAST;
+      let ok = true;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!asIs(value[i], depth + 1)) ok = false;
+        return ok;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) throw NOT_FAST;
+      for (const key in value) {
+        if (key === '__proto__') throw NOT_FAST;
+        if (!asIs((value as Record<string, unknown>)[key], depth + 1)) ok = false;
+      }
+      return ok;
+    }
+  }
+  throw NOT_FAST;
+}
+
 /** Encodes a plain map as MessagePack (a fresh copy), or throws NotPlainError naming the bad entry. */
 export function packPlainMap(map: unknown, where: string): Uint8Array {
+  const packed = packPlainView(map, where);
+  // A plain Uint8Array copy (slice on msgpackr's Buffer goes through its species constructor, several times slower).
+  const out = new Uint8Array(packed.length);
+  out.set(packed);
+  return out;
+}
+
+/**
+ * packPlainMap without the copy: a view of msgpackr's buffer, for bytes the caller copies
+ * before it keeps them (the writer copies payloads and headers into its own buffers). Later
+ * packs never write over it (msgpackr moves on, or on to a new buffer).
+ */
+export function packPlainView(map: unknown, where: string): Uint8Array {
   if (typeof map !== 'object' || map === null || Array.isArray(map) || map instanceof Uint8Array) {
     throw new NotPlainError(`${where} must be a plain object, not ${Array.isArray(map) ? 'an array' : describe(map)}`);
   }
   let plain: unknown;
   try {
-    plain = fast(map, 0);
+    plain = asIs(map, 0) ? map : fast(map, 0);
   } catch (e) {
     if (e !== NOT_FAST) throw e;
     plain = normalize(map, where, 0);
   }
-  // msgpackr returns a view of a buffer it reuses for the next value.
-  return Uint8Array.prototype.slice.call(packr.pack(plain));
+  return packr.pack(plain);
 }
 
 /**

@@ -3,10 +3,10 @@
 // a batch of them when the writer buffers), so a recorder killed at any moment leaves whole
 // frames followed by at most one torn frame, which the reader reports as truncation.
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { encodeFrame, encodeHeaderFrame, encodeIndexPayload, encodeTrailer, type IndexEntry } from './encode.js';
+import { encodeFrame, encodeFrameInto, encodeHeaderFrame, encodeIndexPayload, encodeTrailer, frameSize, type IndexEntry } from './encode.js';
 import { TraceError } from './errors.js';
 import { FORMAT_VERSION, KIND_PATTERN, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, RESERVED_KINDS, TOOL, TRAILER_BYTES } from './format.js';
-import { NotPlainError, packPlainMap, type PlainMap } from './plain.js';
+import { NotPlainError, packPlainView, type PlainMap } from './plain.js';
 
 export interface TraceWriterOptions {
   /** Stored in the header frame (the program, its inputs, ...): plain values only. */
@@ -32,8 +32,13 @@ export class TraceWriter {
   /** Where the next frame goes (frames still waiting included), and how much is in the file. */
   private position = 0;
   private flushed = 0;
-  private pending: Uint8Array[] = [];
+  /** Frames waiting to be written: bytes [0, pendingLength) of `pending`, reused after each write. */
+  private pending = new Uint8Array(0);
+  private pendingLength = 0;
   private pendingSince = 0;
+  /** Frame headers as the index lists them, copied into shared blocks (one allocation per block, not per frame). */
+  private headerBlock = new Uint8Array(0);
+  private headerUsed = 0;
   private state: 'open' | 'closed' | 'failed' = 'open';
 
   private constructor(
@@ -99,16 +104,22 @@ export class TraceWriter {
     }
     const h = plainMap(this.path, header, `the ${kind} frame's header`);
     const number = this.entries.length;
-    this.write(encodeFrame(kind, number, h, payload), kind, h);
+    // Encoded straight into the pending buffer: no buffer of its own per frame.
+    const offset = this.position;
+    const at = this.reserve(frameSize(kind, h, payload));
+    const n = encodeFrameInto(this.pending, at, kind, number, h, payload);
+    this.pendingLength = at + n;
+    this.position += n;
+    this.entries.push({ kind, offset, header: this.keepHeader(h) });
+    this.afterWrite();
     return number;
   }
 
   /** Writes the frames still waiting (a buffering writer). */
   flush(): void {
-    if (this.pending.length === 0) return;
-    const parts = this.pending;
-    this.pending = [];
-    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    if (this.pendingLength === 0) return;
+    const bytes = this.pending.subarray(0, this.pendingLength);
+    this.pendingLength = 0;
     try {
       // One call; the loop only matters if the kernel writes less (a full disk, a signal).
       for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, this.flushed + done);
@@ -158,23 +169,52 @@ export class TraceWriter {
   private write(frame: Uint8Array, kind: string, header: Uint8Array): void {
     const offset = this.position;
     this.writeBytes(frame, kind);
-    this.entries.push({ kind, offset, header });
+    this.entries.push({ kind, offset, header: this.keepHeader(header) });
   }
 
   private writeBytes(bytes: Uint8Array, kind: string): void {
     void kind;
-    if (this.pending.length === 0) this.pendingSince = Date.now();
-    this.pending.push(bytes);
+    const at = this.reserve(bytes.length);
+    this.pending.set(bytes, at);
+    this.pendingLength = at + bytes.length;
     this.position += bytes.length;
+    this.afterWrite();
+  }
+
+  /** Room for `n` more bytes in the pending buffer (writing what waits first when it is full); where they go. */
+  private reserve(n: number): number {
+    if (this.pendingLength === 0) this.pendingSince = Date.now();
+    if (this.pendingLength + n > this.pending.length) {
+      this.flush();
+      if (n > this.pending.length) this.pending = new Uint8Array(Math.max(n, 2 * (this.buffer?.bytes ?? 0), 64 * 1024));
+      this.pendingSince = Date.now();
+    }
+    return this.pendingLength;
+  }
+
+  /** Writes what waits once enough bytes or time have gathered (at once for an unbuffered writer). */
+  private afterWrite(): void {
     const b = this.buffer;
-    if (!b || this.position - this.flushed >= b.bytes || Date.now() - this.pendingSince >= b.ms) this.flush();
+    if (!b || this.pendingLength >= b.bytes || Date.now() - this.pendingSince >= b.ms) this.flush();
+  }
+
+  /** A copy of a frame header for the index. */
+  private keepHeader(h: Uint8Array): Uint8Array {
+    if (this.headerUsed + h.length > this.headerBlock.length) {
+      this.headerBlock = new Uint8Array(Math.max(h.length, 16 * 1024));
+      this.headerUsed = 0;
+    }
+    const at = this.headerUsed;
+    this.headerBlock.set(h, at);
+    this.headerUsed += h.length;
+    return this.headerBlock.subarray(at, at + h.length);
   }
 }
 
 function plainMap(path: string, map: PlainMap, where: string): Uint8Array {
   let bytes: Uint8Array;
   try {
-    bytes = packPlainMap(map, where);
+    bytes = packPlainView(map, where);
   } catch (e) {
     if (e instanceof NotPlainError) throw new TraceError(`${path}: ${e.message}`, path);
     throw e;

@@ -128,9 +128,9 @@ export class StepBuffer {
     this.PB.fill(0);
   }
 
-  /** Takes the records written so far and empties the buffer. */
-  take(): Uint8Array {
-    const out = this.u8.slice(0, this.tp);
+  /** Takes the records written so far (a copy, made by `copy` when given) and empties the buffer. */
+  take(copy?: (bytes: Uint8Array) => Uint8Array): Uint8Array {
+    const out = copy ? copy(this.u8.subarray(0, this.tp)) : this.u8.slice(0, this.tp);
     this.tp = 0;
     return out;
   }
