@@ -7,7 +7,8 @@
 
 import { dumpMap, encode, Session, type LoadedProgram, type MapDef, type Program, type Region, type RunInput, type RunOutcome, type SessionOptions } from '@rewind/vm';
 import { TraceWriter } from './container/writer.js';
-import { packPlainView, type PlainMap, type PlainValue } from './container/plain.js';
+import { type PlainMap, type PlainValue } from './container/plain.js';
+import { packPayload } from './container/payload.js';
 import { StepBuffer, stepInstrumentation } from './steps/instrument.js';
 
 /** Instructions per chunk: predictions start over at every chunk (a keyframe of the step records). */
@@ -485,7 +486,7 @@ export class Recorder {
       this.writer.append(
         'run',
         { run: this.runIndex, program, firstStep: this.runFirst },
-        packPlainView({ ...this.runFrame, regs: this.startRegs ?? null, regions: this.startRegions ?? [] }, 'the run payload'),
+        packPayload({ ...this.runFrame, regs: this.startRegs ?? null, regions: this.startRegions ?? [] }, 'the run payload'),
       );
       this.runFrame = undefined;
     }
@@ -516,7 +517,7 @@ export class Recorder {
         // Events after the chunk's first step: a reader listing a run's events skips chunks without any.
         events: this.events.filter((e) => (e.step as number) > this.sliceFrom).length,
       },
-      packPlainView(payload, 'the chunk payload'),
+      packPayload(payload, 'the chunk payload'),
     );
     this.events = [];
     this.sliceFrom = steps;

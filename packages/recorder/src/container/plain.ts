@@ -67,7 +67,7 @@ function normalize(value: unknown, where: string, depth: number): unknown {
 }
 
 /** Thrown by `fast` when a value needs `normalize`'s full check (and its message). */
-const NOT_FAST = Symbol('not plain');
+export const NOT_FAST = Symbol('not plain');
 
 // normalize without naming where each value is: the common case, for a recorder's payloads.
 // Anything it does not accept goes through normalize again, for the error that names it.
@@ -107,7 +107,7 @@ function fast(value: unknown, depth: number): unknown {
  * a float 64); false when it needs `fast`'s copy; throws NOT_FAST where `normalize` must name
  * what is wrong. The common case for a recorder's payloads, without copying them.
  */
-function asIs(value: unknown, depth: number): boolean {
+export function asIsPlain(value: unknown, depth = 0): boolean {
   switch (typeof value) {
     case 'boolean':
     case 'string':
@@ -122,14 +122,14 @@ function asIs(value: unknown, depth: number): boolean {
       if (depth >= MAX_DEPTH) throw NOT_FAST;
       let ok = true;
       if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) if (!asIs(value[i], depth + 1)) ok = false;
+        for (let i = 0; i < value.length; i++) if (!asIsPlain(value[i], depth + 1)) ok = false;
         return ok;
       }
       const proto = Object.getPrototypeOf(value) as unknown;
       if (proto !== Object.prototype && proto !== null) throw NOT_FAST;
       for (const key in value) {
         if (key === '__proto__') throw NOT_FAST;
-        if (!asIs((value as Record<string, unknown>)[key], depth + 1)) ok = false;
+        if (!asIsPlain((value as Record<string, unknown>)[key], depth + 1)) ok = false;
       }
       return ok;
     }
@@ -157,7 +157,7 @@ export function packPlainView(map: unknown, where: string): Uint8Array {
   }
   let plain: unknown;
   try {
-    plain = asIs(map, 0) ? map : fast(map, 0);
+    plain = asIsPlain(map, 0) ? map : fast(map, 0);
   } catch (e) {
     if (e !== NOT_FAST) throw e;
     plain = normalize(map, where, 0);

@@ -1,0 +1,196 @@
+// The recorder's payloads (a run's inputs, a chunk's records, events and keyframe) are plain
+// MessagePack like every other part of a trace, and written often: a packet recorded is two of
+// them. msgpackr's general encoder spends most of its time per value on the checks its
+// extension types need (a bin costs it several instanceof tests), which plain values never
+// use. This encoder writes exactly the bytes msgpackr writes for plain values with the options
+// plain.ts gives it (a test compares them), into one buffer reused from payload to payload;
+// anything it does not take goes through packPlainMap instead.
+
+import { asIsPlain, NOT_FAST, packPlainMap } from './plain.js';
+
+const utf8 = new TextEncoder();
+
+class PayloadPacker {
+  private buf = new Uint8Array(64 * 1024);
+  private dv = new DataView(this.buf.buffer);
+  private at = 0;
+
+  pack(value: unknown): Uint8Array {
+    this.at = 0;
+    this.value(value);
+    return this.buf.subarray(0, this.at);
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(2 * this.buf.length, this.at + n));
+    next.set(this.buf.subarray(0, this.at));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
+
+  private value(v: unknown): void {
+    switch (typeof v) {
+      case 'number':
+        return this.number(v);
+      case 'string':
+        return this.string(v);
+      case 'boolean':
+        this.room(1);
+        this.buf[this.at++] = v ? 0xc3 : 0xc2;
+        return;
+      case 'bigint':
+        this.room(9);
+        if (v < 0x8000000000000000n && v >= -0x8000000000000000n) {
+          this.buf[this.at] = 0xd3;
+          this.dv.setBigInt64(this.at + 1, v);
+        } else {
+          this.buf[this.at] = 0xcf;
+          this.dv.setBigUint64(this.at + 1, v);
+        }
+        this.at += 9;
+        return;
+      default:
+        if (v === null || v === undefined) {
+          this.room(1);
+          this.buf[this.at++] = 0xc0;
+        } else if (v instanceof Uint8Array) {
+          this.bin(v);
+        } else if (Array.isArray(v)) {
+          this.header(v.length, 0x90, 0xdc, 0xdd);
+          for (let i = 0; i < v.length; i++) this.value(v[i]);
+        } else {
+          const keys = Object.keys(v as object);
+          this.header(keys.length, 0x80, 0xde, 0xdf);
+          for (const k of keys) {
+            this.string(k);
+            this.value((v as Record<string, unknown>)[k]);
+          }
+        }
+    }
+  }
+
+  /** An array or map header: fix form under 16 entries, then 16 and 32-bit lengths. */
+  private header(n: number, fix: number, t16: number, t32: number): void {
+    this.room(5);
+    const b = this.buf;
+    if (n < 0x10) b[this.at++] = fix | n;
+    else if (n < 0x10000) {
+      b[this.at++] = t16;
+      b[this.at++] = n >> 8;
+      b[this.at++] = n & 0xff;
+    } else {
+      b[this.at++] = t32;
+      this.dv.setUint32(this.at, n);
+      this.at += 4;
+    }
+  }
+
+  private number(v: number): void {
+    this.room(9);
+    const b = this.buf;
+    if (v >>> 0 === v) {
+      if (v < 0x80) b[this.at++] = v;
+      else if (v < 0x100) {
+        b[this.at++] = 0xcc;
+        b[this.at++] = v;
+      } else if (v < 0x10000) {
+        b[this.at++] = 0xcd;
+        b[this.at++] = v >> 8;
+        b[this.at++] = v & 0xff;
+      } else {
+        b[this.at++] = 0xce;
+        this.dv.setUint32(this.at, v);
+        this.at += 4;
+      }
+    } else if (v >> 0 === v) {
+      if (v >= -0x20) b[this.at++] = 0x100 + v;
+      else if (v >= -0x80) {
+        b[this.at++] = 0xd0;
+        b[this.at++] = v + 0x100;
+      } else if (v >= -0x8000) {
+        b[this.at++] = 0xd1;
+        this.dv.setInt16(this.at, v);
+        this.at += 2;
+      } else {
+        b[this.at++] = 0xd2;
+        this.dv.setInt32(this.at, v);
+        this.at += 4;
+      }
+    } else {
+      b[this.at++] = 0xcb;
+      this.dv.setFloat64(this.at, v);
+      this.at += 8;
+    }
+  }
+
+  private string(s: string): void {
+    // Short ASCII strings (keys, kinds, labels) byte by byte; others through TextEncoder.
+    let ascii = s.length < 0x20;
+    for (let i = 0; ascii && i < s.length; i++) if (s.charCodeAt(i) > 0x7f) ascii = false;
+    if (ascii) {
+      this.room(1 + s.length);
+      const b = this.buf;
+      b[this.at++] = 0xa0 | s.length;
+      for (let i = 0; i < s.length; i++) b[this.at++] = s.charCodeAt(i);
+      return;
+    }
+    const bytes = utf8.encode(s);
+    const n = bytes.length;
+    this.room(5 + n);
+    const b = this.buf;
+    if (n < 0x20) b[this.at++] = 0xa0 | n;
+    else if (n < 0x100) {
+      b[this.at++] = 0xd9;
+      b[this.at++] = n;
+    } else if (n < 0x10000) {
+      b[this.at++] = 0xda;
+      b[this.at++] = n >> 8;
+      b[this.at++] = n & 0xff;
+    } else {
+      b[this.at++] = 0xdb;
+      this.dv.setUint32(this.at, n);
+      this.at += 4;
+    }
+    b.set(bytes, this.at);
+    this.at += n;
+  }
+
+  private bin(v: Uint8Array): void {
+    const n = v.length;
+    this.room(5 + n);
+    const b = this.buf;
+    if (n < 0x100) {
+      b[this.at++] = 0xc4;
+      b[this.at++] = n;
+    } else if (n < 0x10000) {
+      b[this.at++] = 0xc5;
+      b[this.at++] = n >> 8;
+      b[this.at++] = n & 0xff;
+    } else {
+      b[this.at++] = 0xc6;
+      this.dv.setUint32(this.at, n);
+      this.at += 4;
+    }
+    // Short ones byte by byte: TypedArray#set costs more than a few stores.
+    if (n <= 16) for (let i = 0; i < n; i++) b[this.at + i] = v[i]!;
+    else b.set(v, this.at);
+    this.at += n;
+  }
+}
+
+const packer = new PayloadPacker();
+
+/**
+ * A plain map as MessagePack, as packPlainMap encodes it, for a payload the caller hands to
+ * the writer at once: the bytes are a view that the next call writes over.
+ */
+export function packPayload(map: unknown, where: string): Uint8Array {
+  let plain = false;
+  try {
+    plain = typeof map === 'object' && map !== null && !Array.isArray(map) && !(map instanceof Uint8Array) && asIsPlain(map);
+  } catch (e) {
+    if (e !== NOT_FAST) throw e;
+  }
+  return plain ? packer.pack(map) : packPlainMap(map, where);
+}
