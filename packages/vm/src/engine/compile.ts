@@ -145,12 +145,17 @@ export interface Compiled {
   REM: Int32Array;
   /** The code checks the stack's written-bytes shadow (so a run must start with frame 0 cleared). */
   usesShadow: boolean;
+  /**
+   * The lowest frame byte the entry function's r10-relative stores mark in the shadow
+   * (FRAME_SIZE when they mark none): see Machine.clearFrame.
+   */
+  shadowLow: number;
 }
 
 export function compileProgram(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): Compiled {
-  const { source, REM, usesShadow } = generate(code, an, env, opts);
+  const { source, REM, usesShadow, shadowLow } = generate(code, an, env, opts);
   const made = factoryFor(source)(env.vm, REM, mulhu, bswap32);
-  return { run: made.run, invoke: made.invoke, source, REM, usesShadow };
+  return { run: made.run, invoke: made.invoke, source, REM, usesShadow, shadowLow };
 }
 
 type Factory = (vm: unknown, rem: Int32Array, m: typeof mulhu, b: typeof bswap32) => Pick<Compiled, 'run' | 'invoke'>;
@@ -206,7 +211,7 @@ export const CALLBACK_HELPERS: ReadonlySet<number> = new Set([164, 181]);
  */
 export const BLOCK_ENDING_HELPERS: ReadonlySet<number> = new Set([12, ...CALLBACK_HELPERS]);
 
-function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): { source: string; REM: Int32Array; usesShadow: boolean } {
+function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileOptions): { source: string; REM: Int32Array; usesShadow: boolean; shadowLow: number } {
   const n = code.length;
   const ins = opts.instrument;
   ins?.init?.(code, an);
@@ -236,6 +241,18 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     if (readsR10AsValue) stackEscapes = true;
   }
   const trackShadow = stackEscapes || !allProven;
+  /** The lowest frame byte a function's r10-relative stores mark (FRAME_SIZE: none), by its first pc. */
+  const frameLow = (sp: { start: number; end: number }): number => {
+    let low = FRAME_SIZE;
+    if (!trackShadow) return low;
+    for (let pc = sp.start; pc < sp.end; pc++) {
+      if (an.isSecondSlot[pc]) continue;
+      const op = code.op[pc]!;
+      const klass = op & 7;
+      if ((klass === BPF_ST || (klass === BPF_STX && (op & 0xe0) !== BPF_ATOMIC)) && code.dst[pc] === 10) low = Math.min(low, Math.max(0, FRAME_SIZE + code.off[pc]!));
+    }
+    return low;
+  };
 
   // Basic blocks: leaders are pc 0, jump/call targets and the slot after any jump, call or exit.
   const leader = new Uint8Array(n + 1);
@@ -280,7 +297,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   // progress and V8 tiers the function up between slices instead of replacing it mid-loop.
   emit(`"use strict";`);
   emit(`const R = vm.R, T = vm.T, H = vm.helperTable, mem = vm.mem;`);
-  emit(`const RV = mem.RV, RB = mem.RB, RLO = mem.RLO, RHR = mem.RHR, RHW = mem.RHW, CTXL = vm.ctxLo, CTXH = vm.ctxHi;`);
+  emit(`const RV = mem.RV, RB = mem.RB, RLO = mem.RLO, RHR = mem.RHR, RHW = mem.RHW, CTXL = vm.ctxLo, CTXH = vm.ctxHi, SDL = mem.shadowDirty;`);
   emit(`let STEPS = 0, RETHI = 0, CINIT = 0, M = mem.dv, SH = mem.shadow, SD = mem.shadowDv;`);
   if (ins) emit(ins.prologue());
   const saveRegs = () => {
@@ -306,7 +323,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     }
     emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0, q = 0;`);
     // A called function's frame starts out unwritten, whatever an earlier call at this depth left.
-    if (!entry && trackShadow) emit(`SH.fill(0, fp - ${FRAME_SIZE}, fp);`);
+    if (!entry && trackShadow) emit(`vm.clearFrame(depth, ${frameLow(sp)});`);
     emit(`try {`);
     if (entry) emit(`slice: {`);
     emit(`dispatch: for (;;) switch (pc) {`);
@@ -371,7 +388,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   // Calls a subprogram from a helper (bpf_loop and other callbacks): args are r1..r5 as lo, hi pairs.
   emit(`function invoke(start, depth, a) { STEPS = vm.steps; CINIT = ${0x3e | (1 << 10)}; const l = FN[start](depth, a[0] | 0, a[1] | 0, a[2] | 0, a[3] | 0, a[4] | 0, a[5] | 0, a[6] | 0, a[7] | 0, a[8] | 0, a[9] | 0); vm.steps = STEPS; T[0] = l; T[1] = RETHI; }`);
   emit(`return { run: ${fnName(0)}, invoke };`);
-  return { source: out.join('\n'), REM, usesShadow: trackShadow || !allProven };
+  return { source: out.join('\n'), REM, usesShadow: trackShadow || !allProven, shadowLow: frameLow(an.subprogs[0]!) };
 
   function insnCode(pc: number): string {
     const op = code.op[pc]!;
@@ -712,7 +729,8 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       return `u = fp + ${off}; ${writeFlat(size, 'u', vl, vh)} ${shadow} ${rec}`;
     }
     const rec = ins ? ins.afterStore(pc, size, 'i', 'u', vl, vh, stepAfter(pc)) : '';
-    const stackMark = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; ${markShadow(size, 'q')} } ` : '';
+    // Marks through a pointer can land anywhere in a frame: the frame's next clear starts there.
+    const stackMark = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; ${markShadow(size, 'q')} if (q < SDL[i]) SDL[i] = q; } ` : '';
     return (
       `u = (${lo(d)} >>> 0) + ${off}; i = (${hi(d)} - ${HB}) >>> 0; ` +
       `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${stackMark}${rec} } ` +

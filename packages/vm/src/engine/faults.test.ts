@@ -317,6 +317,38 @@ describe('reads of values never written', () => {
     expect(strict.reg(0)).toBe(3n);
   });
 
+  it('stack bytes written by an earlier run or an earlier call at the same depth read as never written', () => {
+    // mem[0] = 1: the write happens; 0: only the read. One program, runs one after the other.
+    const again = (src: string) => {
+      const p = load(src);
+      const first = runOnMemory(p, Uint8Array.of(1));
+      const second = runOnMemory(p, Uint8Array.of(0));
+      return [first.warnings.map((w) => w.message), second.warnings.map((w) => w.message)];
+    };
+    // Through r10, in the entry function's frame.
+    expect(again('ldxb %r2, [%r1]\njeq %r2, 0, +1\nstdw [%r10-8], 7\nldxdw %r0, [%r10-8]\nexit')).toEqual([
+      [],
+      ['warning at insn 3 (r0 = *(u64 *)(r10 - 0x8)): read of 8 bytes at stack-8, which were never written'],
+    ]);
+    // Through a pointer, below every r10-relative store of the program.
+    expect(again('ldxb %r2, [%r1]\nmov %r3, %r10\nadd %r3, -300\njeq %r2, 0, +1\nstdw [%r3], 7\nstb [%r10-1], 1\nldxdw %r0, [%r3]\nexit')).toEqual([
+      [],
+      ['warning at insn 6 (r0 = *(u64 *)(r3 + 0x0)): read of 8 bytes at stack-300, which were never written'],
+    ]);
+    // By a helper, then read in the next run.
+    const fill: HelperFn = (m) => {
+      m.writeBytes(m.pc, m.R[2]!, m.R[3]!, new Uint8Array(8).fill(9), 'helper 1 writes r1');
+      m.R[0] = 0;
+      m.R[1] = 0;
+    };
+    const p = load('ldxb %r2, [%r1]\nmov %r1, %r10\nadd %r1, -400\njeq %r2, 0, +1\ncall 1\nldxdw %r0, [%r10-400]\nexit', new Map([[1, fill]]));
+    expect(runOnMemory(p, Uint8Array.of(1)).warnings).toEqual([]);
+    expect(runOnMemory(p, Uint8Array.of(0)).warnings.map((w) => w.message)).toEqual(['warning at insn 5 (r0 = *(u64 *)(r10 - 0x190)): read of 8 bytes at stack-400, which were never written']);
+    // In a called function's frame, by the previous call at the same depth.
+    const calls = load('mov %r1, 1\ncall local f\nmov %r1, 0\ncall local f\nexit\nf:\njeq %r1, 0, +1\nstdw [%r10-16], 5\nldxdw %r0, [%r10-16]\nexit');
+    expect(runOnMemory(calls, new Uint8Array(0)).warnings.map((w) => w.message)).toEqual(['warning at insn 7 (r0 = *(u64 *)(r10 - 0x10)): read of 8 bytes at stack#1-16, which were never written']);
+  });
+
   it('stack bytes written by a plain store count as written for an atomic on r10', () => {
     const r = run('stdw [%r10-8], 40\nmov %r1, 2\nlock add [%r10-8], %r1\nldxdw %r0, [%r10-8]\nexit', undefined, { strict: true });
     expect(r.fault).toBeUndefined();

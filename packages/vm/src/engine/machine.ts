@@ -160,7 +160,11 @@ export class Machine {
     } else {
       const p = r.base + at;
       this.bytesOf(r).set(bytes, p);
-      if (r.trackInit) this.mem.shadow.fill(1, p, p + bytes.length);
+      if (r.trackInit) {
+        this.mem.shadow.fill(1, p, p + bytes.length);
+        const d = this.mem.shadowDirty;
+        if (r.index < d.length && p < d[r.index]!) d[r.index] = p;
+      }
     }
     this.onWrite?.(r, at, bytes);
   }
@@ -267,6 +271,25 @@ export class Machine {
     let missing = 0;
     for (let k = 0; k < size; k++) if (!this.mem.shadow[p + k]) missing++;
     if (missing) this.uninitRead(pc, step, `read of ${bytesText(size)} at ${formatRegionOffset(r, at)}${missing < size ? `, ${missing} of which ${missing === 1 ? 'was' : 'were'}` : size === 1 ? ', which was' : ', which were'} never written`);
+  }
+
+  /**
+   * Makes stack frame k's written-bytes shadow all unwritten, as a run (frame 0) or a called
+   * function finds its frame: only from the lowest byte marked since the last clear. `low` is
+   * the lowest frame byte the function now running in the frame marks through r10 (its
+   * compiled stores mark without noting it); marks through pointers and helpers lower it.
+   */
+  clearFrame(k: number, low: number): void {
+    const mem = this.mem;
+    const end = (k + 1) * FRAME_SIZE;
+    const from = mem.shadowDirty[k]!;
+    if (from < end) {
+      const sh = mem.shadow;
+      // A few stores beat TypedArray#fill's call for the small frames most functions use.
+      if (end - from <= 64) for (let a = from; a < end; a++) sh[a] = 0;
+      else sh.fill(0, from, end);
+    }
+    mem.shadowDirty[k] = k * FRAME_SIZE + low;
   }
 
   uninitStack(pc: number, off: number, size: number, depth: number, step: number): void {

@@ -78,6 +78,11 @@ export class Memory {
   /** One byte per flat byte: 1 once written. Only consulted for regions with trackInit. */
   shadow: Uint8Array;
   shadowDv: DataView;
+  /**
+   * By stack frame: the lowest shadow address that can be marked since the frame was last
+   * cleared (Machine.clearFrame clears from there, not the whole frame).
+   */
+  readonly shadowDirty = Int32Array.from({ length: MAX_CALL_FRAMES }, (_, k) => k * FRAME_SIZE);
   /** Fast-path tables, indexed by region: the bytes, base, lower bound, read and write upper bounds. */
   readonly RV: DataView[] = [];
   readonly RB = new Int32Array(MAX_REGIONS);

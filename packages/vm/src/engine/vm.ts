@@ -135,7 +135,7 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
   m.R[20] = 512;
   m.R[21] = REGION_HI_BASE;
   // Frame 0 starts unwritten (called functions clear their own frames on entry).
-  if (p.compiled.usesShadow) m.mem.shadow.fill(0, 0, 512);
+  m.clearFrame(0, p.compiled.shadowLow);
   let fault: Fault | undefined;
   let cur = p;
   try {
@@ -165,7 +165,7 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
         m.tailTarget = null;
         m.describeInsn = cur.describeInsn;
         m.initRegs = 0b10000000010;
-        if (cur.compiled.usesShadow) m.mem.shadow.fill(0, 0, 512);
+        m.clearFrame(0, cur.compiled.shadowLow);
         pc = 0;
         opts.onTailCall?.(cur);
         continue;
