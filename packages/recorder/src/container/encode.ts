@@ -102,18 +102,29 @@ class Bytes {
  * emits the frame with one write: a killed writer leaves whole frames or a torn last one.
  */
 function finish(prefix: Bytes, payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(prefix.length + 5 + payload.length + CRC_ENTRY_BYTES);
+  return frame.subarray(0, appendPayload(prefix, payload, frame, 0));
+}
+
+/**
+ * Writes the envelope prefix, the payload's bin header, the payload and the `c` entry (the
+ * CRC of everything before it) into `out` at `at`; returns the frame's length.
+ */
+function appendPayload(prefix: Bytes, payload: Uint8Array, out: Uint8Array, at: number): number {
   prefix.binHeader(payload.length);
   const head = prefix.view();
-  const frame = new Uint8Array(head.length + payload.length + CRC_ENTRY_BYTES);
-  frame.set(head);
-  frame.set(payload, head.length);
-  const at = frame.length - CRC_ENTRY_BYTES;
-  const crc = crc32(payload, crc32(head));
-  frame[at] = 0xa1; // fixstr "c"
-  frame[at + 1] = 0x63;
-  frame[at + 2] = 0xce; // uint 32
-  new DataView(frame.buffer).setUint32(at + 3, crc);
-  return frame;
+  out.set(head, at);
+  out.set(payload, at + head.length);
+  const end = at + head.length + payload.length;
+  const crc = crc32(out, 0, at, end);
+  out[end] = 0xa1; // fixstr "c"
+  out[end + 1] = 0x63;
+  out[end + 2] = 0xce; // uint 32
+  out[end + 3] = crc >>> 24;
+  out[end + 4] = (crc >>> 16) & 0xff;
+  out[end + 5] = (crc >>> 8) & 0xff;
+  out[end + 6] = crc & 0xff;
+  return end + CRC_ENTRY_BYTES - at;
 }
 
 /** A frame: { k: kind, i: number, h: header, d: payload, c: CRC-32 }. `header` is encoded MessagePack. */
@@ -145,20 +156,7 @@ export function encodeFrameInto(out: Uint8Array, at: number, kind: string, numbe
   const b = prefixScratch;
   b.length = 0;
   framePrefix(b, kind, number, header);
-  b.binHeader(payload.length);
-  const head = b.view();
-  out.set(head, at);
-  out.set(payload, at + head.length);
-  const end = at + head.length + payload.length;
-  const crc = crc32(out, 0, at, end);
-  out[end] = 0xa1; // fixstr "c"
-  out[end + 1] = 0x63;
-  out[end + 2] = 0xce; // uint 32
-  out[end + 3] = crc >>> 24;
-  out[end + 4] = (crc >>> 16) & 0xff;
-  out[end + 5] = (crc >>> 8) & 0xff;
-  out[end + 6] = crc & 0xff;
-  return end + CRC_ENTRY_BYTES - at;
+  return appendPayload(b, payload, out, at);
 }
 
 /** An upper bound of encodeFrameInto's length for these parts. */

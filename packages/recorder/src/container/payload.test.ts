@@ -59,7 +59,7 @@ describe('the payload encoder', () => {
     }
   });
 
-  test('hands what it does not take to packPlainMap: integers beyond 32 bits, and values that are not plain', () => {
+  test('integers beyond 32 bits come out as packPlainMap writes them; values that are not plain get its error', () => {
     const big = { timeNs: 2 ** 40, nested: [{ at: -(2 ** 33) }] };
     expect(Buffer.compare(packPayload(big, 'p').slice(), packPlainMap(big, 'p'))).toBe(0);
     expect(unpackPlain(packPayload(big, 'p'))).toEqual({ timeNs: 2 ** 40, nested: [{ at: -(2 ** 33) }] });

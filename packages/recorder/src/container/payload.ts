@@ -4,9 +4,9 @@
 // extension types need (a bin costs it several instanceof tests), which plain values never
 // use. This encoder writes exactly the bytes msgpackr writes for plain values with the options
 // plain.ts gives it (a test compares them), into one buffer reused from payload to payload;
-// anything it does not take goes through packPlainMap instead.
+// what is not plain goes to packPlainMap, whose error names it.
 
-import { asIsPlain, NOT_FAST, packPlainMap } from './plain.js';
+import { fast, NOT_FAST, packPlainMap } from './plain.js';
 
 const utf8 = new TextEncoder();
 
@@ -186,11 +186,13 @@ const packer = new PayloadPacker();
  * the writer at once: the bytes are a view that the next call writes over.
  */
 export function packPayload(map: unknown, where: string): Uint8Array {
-  let plain = false;
-  try {
-    plain = typeof map === 'object' && map !== null && !Array.isArray(map) && !(map instanceof Uint8Array) && asIsPlain(map);
-  } catch (e) {
-    if (e !== NOT_FAST) throw e;
+  if (typeof map === 'object' && map !== null && !Array.isArray(map) && !(map instanceof Uint8Array)) {
+    try {
+      return packer.pack(fast(map));
+    } catch (e) {
+      if (e !== NOT_FAST) throw e;
+    }
   }
-  return plain ? packer.pack(map) : packPlainMap(map, where);
+  // packPlainMap names what is not plain.
+  return packPlainMap(map, where);
 }

@@ -71,7 +71,7 @@ export const NOT_FAST = Symbol('not plain');
 
 // normalize without naming where each value is: the common case, for a recorder's payloads.
 // Anything it does not accept goes through normalize again, for the error that names it.
-function fast(value: unknown, depth: number): unknown {
+export function fast(value: unknown, depth = 0): unknown {
   switch (typeof value) {
     case 'boolean':
     case 'string':
@@ -84,54 +84,25 @@ function fast(value: unknown, depth: number): unknown {
     case 'object': {
       if (value === null || value instanceof Uint8Array) return value;
       if (depth >= MAX_DEPTH) throw NOT_FAST;
+      // Copied only where an integer changed below: a recorder's payloads are usually plain as they are.
       if (Array.isArray(value)) {
-        const out = new Array<unknown>(value.length);
-        for (let i = 0; i < value.length; i++) out[i] = fast(value[i], depth + 1);
-        return out;
+        let out: unknown[] | undefined;
+        for (let i = 0; i < value.length; i++) {
+          const x = fast(value[i], depth + 1);
+          if (x !== value[i]) (out ??= value.slice())[i] = x;
+        }
+        return out ?? value;
       }
       const proto = Object.getPrototypeOf(value) as unknown;
       if (proto !== Object.prototype && proto !== null) throw NOT_FAST;
-      const out: Record<string, unknown> = {};
+      let out: Record<string, unknown> | undefined;
       for (const key in value) {
         if (key === '__proto__') throw NOT_FAST;
-        out[key] = fast((value as Record<string, unknown>)[key], depth + 1);
+        const v = (value as Record<string, unknown>)[key];
+        const x = fast(v, depth + 1);
+        if (x !== v) (out ??= { ...value })[key] = x;
       }
-      return out;
-    }
-  }
-  throw NOT_FAST;
-}
-
-/**
- * True when `value` is plain and msgpackr can write it as it is (no integer it would write as
- * a float 64); false when it needs `fast`'s copy; throws NOT_FAST where `normalize` must name
- * what is wrong. The common case for a recorder's payloads, without copying them.
- */
-export function asIsPlain(value: unknown, depth = 0): boolean {
-  switch (typeof value) {
-    case 'boolean':
-    case 'string':
-      return true;
-    case 'number':
-      return !(Number.isSafeInteger(value) && (value < -0x8000_0000 || value > 0xffff_ffff));
-    case 'bigint':
-      if (value < INT64_MIN || value >= UINT64_END) throw NOT_FAST;
-      return true;
-    case 'object': {
-      if (value === null || value instanceof Uint8Array) return true;
-      if (depth >= MAX_DEPTH) throw NOT_FAST;
-      let ok = true;
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) if (!asIsPlain(value[i], depth + 1)) ok = false;
-        return ok;
-      }
-      const proto = Object.getPrototypeOf(value) as unknown;
-      if (proto !== Object.prototype && proto !== null) throw NOT_FAST;
-      for (const key in value) {
-        if (key === '__proto__') throw NOT_FAST;
-        if (!asIsPlain((value as Record<string, unknown>)[key], depth + 1)) ok = false;
-      }
-      return ok;
+      return out ?? value;
     }
   }
   throw NOT_FAST;
@@ -157,7 +128,7 @@ export function packPlainView(map: unknown, where: string): Uint8Array {
   }
   let plain: unknown;
   try {
-    plain = asIsPlain(map, 0) ? map : fast(map, 0);
+    plain = fast(map);
   } catch (e) {
     if (e !== NOT_FAST) throw e;
     plain = normalize(map, where, 0);
