@@ -183,12 +183,11 @@ export class TraceWriter {
 
   /** Room for `n` more bytes in the pending buffer (writing what waits first when it is full); where they go. */
   private reserve(n: number): number {
-    if (this.pendingLength === 0) this.pendingSince = Date.now();
     if (this.pendingLength + n > this.pending.length) {
       this.flush();
       if (n > this.pending.length) this.pending = new Uint8Array(Math.max(n, 2 * (this.buffer?.bytes ?? 0), 64 * 1024));
-      this.pendingSince = Date.now();
     }
+    if (this.pendingLength === 0) this.pendingSince = Date.now();
     return this.pendingLength;
   }
 
