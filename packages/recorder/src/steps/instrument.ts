@@ -128,6 +128,20 @@ export class StepBuffer {
     this.PB.fill(0);
   }
 
+  /**
+   * Writes the header of a record `d` steps after the previous one with flags `f` at `tp` of
+   * `dv`; returns the position after it. Called by the instrumented code.
+   */
+  static head(dv: DataView, tp: number, d: number, f: number): number {
+    if (d < DELTA_ESCAPE) {
+      dv.setUint16(tp, d | (f << 12), true);
+      return tp + 2;
+    }
+    dv.setUint16(tp, DELTA_ESCAPE | (f << 12), true);
+    dv.setUint32(tp + 2, d, true);
+    return tp + 6;
+  }
+
   /** Takes the records written so far (a copy, made by `copy` when given) and empties the buffer. */
   take(copy?: (bytes: Uint8Array) => Uint8Array): Uint8Array {
     const out = copy ? copy(this.u8.subarray(0, this.tp)) : this.u8.slice(0, this.tp);
@@ -189,20 +203,20 @@ function effects(code: Bytecode, pc: number): { regs: number; stores: boolean } 
 /**
  * `buf`: the StepBuffer the recorder sets on the machine; with it, every basic block entered is
  * noted, so each chunk's header can say which registers and whether memory its steps wrote.
+ * `stride: false` checks every site in every iteration (the records are the same either way).
  */
-export function stepInstrumentation(buf?: StepBuffer): Instrumentation {
-  // Writes a record header for step q with flags f (JavaScript, inlined by V8).
+export function stepInstrumentation(buf?: StepBuffer, opts: { stride?: boolean } = {}): Instrumentation {
+  // Every function keeps the write position (tp), the step of the last record (LS), the view and
+  // its limit in locals, loaded from the StepBuffer where it starts and after calls, stored back
+  // where control leaves it. A record header goes through StepBuffer.head, one function shared
+  // by every recorded program (V8 inlines it, and a new recording does not invalidate that).
   const prologue = `
-const REC = vm.rec;
-const PL = REC.PL, PH = REC.PH, PS = REC.PS, PR = REC.PR, PO = REC.PO, POS = REC.POS, PB = REC.PB;
-let TD = REC.dv, tp = 0, LS = 0, TLIM = 0;
-function recHead(q, f) {
-  const d = q - LS;
-  LS = q;
-  if (d < ${DELTA_ESCAPE}) { TD.setUint16(tp, d | (f << 12), true); tp += 2; }
-  else { TD.setUint16(tp, ${DELTA_ESCAPE} | (f << 12), true); TD.setUint32(tp + 2, d, true); tp += 6; }
-}
-function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
+const REC = vm.rec, RH = REC.constructor.head;
+const PL = REC.PL, PH = REC.PH, PS = REC.PS, PR = REC.PR, PO = REC.PO, POS = REC.POS, PB = REC.PB;`;
+  const load = `tp = REC.tp; LS = REC.ls; TD = REC.dv; TLIM = REC.limit;`;
+  const store = `REC.tp = tp; REC.ls = LS;`;
+  const head = (step: string, f: string) => `tp = RH(TD, tp, ${step} - LS, ${f}); LS = ${step};`;
+  const grow = `if (tp > TLIM) { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
   let local: (pc: number) => boolean = () => false;
   // The program being compiled: its block table on the StepBuffer.
   let current: BlockTable | undefined;
@@ -234,8 +248,12 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
       declarations = names.length ? `let ${names.join(', ')};` : '';
     },
     prologue: () => (programIndex >= 0 ? `${prologue}\nconst VIS = REC.programs[${programIndex}].vis;` : prologue),
-    enter: () => `${declarations} tp = REC.tp; LS = REC.ls; TD = REC.dv; TLIM = REC.limit;`,
-    epilogue: () => `REC.tp = tp; REC.ls = LS;`,
+    enter: () => `${declarations} let tp = REC.tp, LS = REC.ls, TD = REC.dv, TLIM = REC.limit;`,
+    enterCallee: () => `let tp = REC.tp, LS = REC.ls, TD = REC.dv, TLIM = REC.limit;`,
+    epilogue: () => store,
+    leaveCallee: () => store,
+    beforeLocalCall: () => store,
+    afterCall: () => load,
     afterInsn(pc, dst, step) {
       if (dst < 0) return '';
       const L = `l${dst}`;
@@ -243,8 +261,8 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
       const [pl, ph, ps] = [P('PL', pc), P('PH', pc), P('PS', pc)];
       return (
         `t = (${L} - ${pl}) | 0; ` +
-        `if (t !== ${ps} || ${H} !== ${ph}) { s = (t !== ${ps} ? ${REC_LO} : 0) | (${H} !== ${ph} ? ${REC_HI} : 0); recHead(${step}, s); ` +
-        `if (s & ${REC_LO}) { TD.setInt32(tp, ${L}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${H}, true); tp += 4; } if (tp > TLIM) recGrow(); } ` +
+        `if (t !== ${ps} || ${H} !== ${ph}) { s = (t !== ${ps} ? ${REC_LO} : 0) | (${H} !== ${ph} ? ${REC_HI} : 0); ${head(step, 's')} ` +
+        `if (s & ${REC_LO}) { TD.setInt32(tp, ${L}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${H}, true); tp += 4; } ${grow} } ` +
         `${ps} = t; ${pl} = ${L}; ${ph} = ${H};`
       );
     },
@@ -253,18 +271,26 @@ function recGrow() { REC.tp = tp; REC.grow(); TD = REC.dv; TLIM = REC.limit; }`;
       return (
         `t = (${vl} - ${pl}) | 0; q = (${at} - ${po}) | 0; ` +
         `s = (t !== ${ps} ? ${REC_LO} : 0) | (${vh} !== ${ph} ? ${REC_HI} : 0) | ((${region}) !== ${pr} || q !== ${pos} ? ${REC_ADDR} : 0); ` +
-        `if (s !== 0) { recHead(${step}, s); ` +
+        `if (s !== 0) { ${head(step, 's')} ` +
         `if (s & ${REC_LO}) { TD.setInt32(tp, ${vl}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${vh}, true); tp += 4; } ` +
-        `if (s & ${REC_ADDR}) { TD.setUint16(tp, ${region}, true); TD.setUint32(tp + 2, ${at}, true); tp += 6; } if (tp > TLIM) recGrow(); } ` +
+        `if (s & ${REC_ADDR}) { TD.setUint16(tp, ${region}, true); TD.setUint32(tp + 2, ${at}, true); tp += 6; } ${grow} } ` +
         `${ps} = t; ${pl} = ${vl}; ${ph} = ${vh}; ${pos} = q; ${po} = ${at}; ${pr} = ${region};`
       );
     },
+    strideInsn: opts.stride === false ? undefined : (pc, dst, step, is32) => {
+      // The low half is what the prediction says; the high half is zero (32-bit) or checked.
+      if (is32) return '';
+      const H = `h${dst}`;
+      const ph = P('PH', pc);
+      return `if (${H} !== ${ph}) { ${head(step, String(REC_HI))} TD.setInt32(tp, ${H}, true); tp += 4; ${grow} ${ph} = ${H}; }`;
+    },
+    strideSettle: (pc, lo, delta) => `${P('PL', pc)} = ${lo}; ${P('PS', pc)} = ${delta};`,
     branch(pc, taken, step) {
       const want = taken ? 1 : 0;
       const pb = P('PB', pc);
-      return `if (${pb} !== ${want}) { ${pb} = ${want}; recHead(${step}, ${REC_FLIP}); if (tp > TLIM) recGrow(); }`;
+      return `if (${pb} !== ${want}) { ${pb} = ${want}; ${head(step, String(REC_FLIP))} ${grow} }`;
     },
-    beforeCall: (_pc, step) => `REC.step = ${step}; REC.tp = tp; REC.ls = LS;`,
+    beforeCall: (_pc, step) => `REC.step = ${step}; ${store}`,
     block(pc, last) {
       const p = current;
       if (!p) return '';

@@ -6,11 +6,11 @@ import { bruteForce, checkWalk, type LogEntry, type TestChunk } from './test-sup
 import { StepBuffer, stepInstrumentation } from './instrument.js';
 
 /** Records with keyframes every `slice` instructions: predictions start over at each. */
-function record(code: Bytecode, mem: Uint8Array, slice = 1000) {
+function record(code: Bytecode, mem: Uint8Array, slice = 1000, stride = true) {
   const m = new Machine();
   const buf = new StepBuffer(code.length);
   (m as unknown as { rec: StepBuffer }).rec = buf;
-  const p = new LoadedProgram(programFromBytecode(code), m, { entryRegs: RAW_ENTRY_REGS, instrument: stepInstrumentation() });
+  const p = new LoadedProgram(programFromBytecode(code), m, { entryRegs: RAW_ENTRY_REGS, instrument: stepInstrumentation(undefined, { stride }) });
   buf.startRun();
   const chunks: TestChunk[] = [];
   let start = { pc: 0, regs: new Int32Array(22), base: 0 };
@@ -39,7 +39,7 @@ function record(code: Bytecode, mem: Uint8Array, slice = 1000) {
     },
   });
   cut(r.steps);
-  return { r, chunks, bytes, entryEnd: p.analysis.subprogs[0]!.end };
+  return { r, chunks, bytes, entryEnd: p.analysis.subprogs[0]!.end, source: p.compiled.source };
 }
 
 function explicit(code: Bytecode, mem: Uint8Array) {
@@ -102,6 +102,42 @@ describe('step records', () => {
       add %r0, %r3
       exit`);
     check(code, new Uint8Array(0));
+  });
+
+  // Self-loops whose registers only ever add constants skip the checks of those sites from the
+  // third iteration on: the records must be the very bytes full checking writes, and decode.
+  describe('stride loops', () => {
+    const loops: [string, string][] = [
+      ['a 64-bit counter whose high half changes inside the loop', 'lddw %r1, 0xfffffff0\nmov %r2, 40\nloop:\nadd %r1, 1\nadd %r2, -1\njne %r2, 0, loop\nmov %r0, %r1\nexit'],
+      ['a 64-bit counter going down across zero', 'mov %r1, 5\nmov %r2, 30\nloop:\nsub %r1, 1\nsub %r2, 1\njne %r2, 0, loop\nmov %r0, %r1\nexit'],
+      ['32-bit adds wrapping around', 'mov32 %r1, -20\nmov %r2, 50\nloop:\nadd32 %r1, 3\nadd32 %r1, -2\nadd %r2, -1\njne %r2, 0, loop\nmov %r0, %r1\nexit'],
+      ['mixed 32- and 64-bit adds of one register, beside values that are not strides', 'mov %r1, 7\nmov %r3, 1\nmov %r2, 64\nloop:\nadd %r1, 0x7fffffff\nadd32 %r1, 5\nmul %r3, 3\nxor %r3, %r1\nadd %r2, -1\njne %r2, 0, loop\nmov %r0, %r3\nexit'],
+      ['a stride register also written by a load is checked in full', 'mov %r1, 0\nmov %r2, 20\nstxdw [%r10-8], %r2\nloop:\nadd %r1, 2\nldxdw %r1, [%r10-8]\nadd %r1, 1\nadd %r2, -1\njne %r2, 0, loop\nmov %r0, %r1\nexit'],
+      ['loops left after one, two and three iterations, entered again', 'mov %r6, 0\nmov %r7, 12\nouter:\nmov %r2, %r6\nand %r2, 3\nadd %r2, 1\nmov %r1, 0\ninner:\nadd %r1, 5\nadd %r2, -1\njne %r2, 0, inner\nadd %r6, 1\nadd %r7, -1\njne %r7, 0, outer\nmov %r0, %r1\nexit'],
+      ['a loop in a called function', 'mov %r6, 9\nmov %r7, 0\nagain:\nmov %r1, %r6\ncall local f\nadd %r7, %r0\nadd %r6, -1\njne %r6, 0, again\nmov %r0, %r7\nexit\nf:\nmov %r0, 100\nmov %r2, 0\nfl:\nadd %r0, 7\nadd %r2, 1\njlt %r2, %r1, fl\nexit'],
+    ];
+    for (const [name, asm] of loops) {
+      test(name, () => {
+        const code = assemble(asm);
+        // Slices of 1000, and of 7 and 13 instructions, which break the loops at every point.
+        for (const slice of [1000, 7, 13]) {
+          const fast = record(code, new Uint8Array(0), slice, true);
+          const full = record(code, new Uint8Array(0), slice, false);
+          expect(fast.r.r0).toBe(full.r.r0);
+          expect(fast.chunks.length).toBe(full.chunks.length);
+          fast.chunks.forEach((c, i) => expect(Buffer.from(c.records).equals(Buffer.from(full.chunks[i]!.records)), `records of chunk ${i}, slice ${slice}`).toBe(true));
+          check(code, new Uint8Array(0), slice);
+        }
+      });
+    }
+
+    test('only loops with stride registers get the second, unchecked loop', () => {
+      const strided = record(assemble('mov %r1, 0\nmov %r2, 5\nloop:\nadd %r1, 1\nadd %r2, -1\njne %r2, 0, loop\nexit'), new Uint8Array(0));
+      expect(strided.source).toMatch(/if \(\+\+k2 < 2\) continue;/);
+      const none = record(assemble('mov %r1, 1\nmov %r2, 5\nloop:\nmul %r1, 3\nldxdw %r2, [%r10-8]\njne %r2, 0, loop\nexit'), new Uint8Array(0));
+      expect(none.source).not.toMatch(/\+\+k\d+ < 2/);
+      expect(record(assemble('mov %r1, 0\nmov %r2, 5\nloop:\nadd %r1, 1\nadd %r2, -1\njne %r2, 0, loop\nexit'), new Uint8Array(0), 1000, false).source).not.toMatch(/\+\+k\d+ < 2/);
+    });
   });
 
   const bench = fileURLToPath(new URL('../../../../../shared/bench', import.meta.url));

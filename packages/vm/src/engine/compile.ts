@@ -93,6 +93,24 @@ export interface Instrumentation {
   branch(pc: number, taken: boolean, step: string): string;
   /** Before a helper call or a slow-path store or atomic at pc (code that may write memory out of line). */
   beforeCall(pc: number, step: string): string;
+  /** At the start of every function other than the entry function (bpf-to-bpf calls, callbacks). */
+  enterCallee?(): string;
+  /** Before a function other than the entry function returns to its caller. */
+  leaveCallee?(): string;
+  /** Before a bpf-to-bpf call (code that runs program code out of line). */
+  beforeLocalCall?(): string;
+  /** After a bpf-to-bpf call or a helper call returns (either may have run instrumented code). */
+  afterCall?(): string;
+  /**
+   * After the instruction at pc inside a self-loop's later iterations (the third on), where the
+   * low half of what it writes to `dst` is known to follow the site's prediction: it adds the
+   * same constant every iteration. `is32`: the high half is zero. With stride, a self-loop block
+   * that writes such registers runs its first two iterations with afterInsn and the rest with
+   * this, then calls strideSettle for those sites where the loop ends or gives up its slice.
+   */
+  strideInsn?(pc: number, dst: number, step: string, is32: boolean): string;
+  /** The state of site pc's prediction after a stride loop: its last value `lo` (an expression) and the difference `delta`. */
+  strideSettle?(pc: number, lo: string, delta: number): string;
   /** When execution enters the basic block [pc, last] (once per entry of a self-loop block, not per iteration). */
   block?(pc: number, last: number): string;
   /** Called once before any code is asked for, with the program being compiled. */
@@ -284,7 +302,14 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   const hi = (r: number) => (r === 10 ? `(${HB + STACK_REGION} + depth)` : `h${r}`);
   const setInit = (r: number) => (dynInit ? `INIT |= ${1 << r};` : '');
   const stepAfter = (pc: number) => `(steps - ${REM[pc]! - 1})`;
-  const after = (pc: number, dst: number) => (ins ? ins.afterInsn(pc, dst, stepAfter(pc)) : '');
+  /** Sites of the self-loop body being emitted whose low half is a known stride (see strideInsn). */
+  let strideSites: Map<number, boolean> | undefined;
+  const after = (pc: number, dst: number) => {
+    if (!ins) return '';
+    const is32 = strideSites?.get(pc);
+    if (is32 !== undefined && ins.strideInsn) return ins.strideInsn(pc, dst, stepAfter(pc), is32);
+    return ins.afterInsn(pc, dst, stepAfter(pc));
+  };
 
   const out: string[] = [];
   const emit = (s: string) => out.push(s);
@@ -320,6 +345,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       emit(`function ${fnName(sp.start)}(depth, l1, h1, l2, h2, l3, h3, l4, h4, l5, h5) {`);
       emit(`let l0 = 0, h0 = 0, l6 = 0, h6 = 0, l7 = 0, h7 = 0, l8 = 0, h8 = 0, l9 = 0, h9 = 0;`);
       emit(`let pc = ${sp.start}, steps = STEPS, hard = vm.maxSteps, INIT = CINIT;`);
+      if (ins?.enterCallee) emit(ins.enterCallee());
     }
     emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0, q = 0;`);
     // A called function's frame starts out unwritten, whatever an earlier call at this depth left.
@@ -358,7 +384,34 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
           emit(`do { ${budget}`);
           for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) emit(insnCode(q));
           const c = cond(lop & 0xf0, code.dst[last]!, (lop & BPF_X) !== 0 ? code.src[last]! : null, code.imm[last]!, lk === BPF_JMP32);
-          if (ins) emit(`if (${c}) { ${ins.branch(last, true, stepAfter(last))} continue; } ${ins.branch(last, false, stepAfter(last))} break; } while (true);`);
+          const strides = ins?.strideInsn && ins.strideSettle ? strideRegs(pc, last) : undefined;
+          if (ins && strides) {
+            // Iterations from the third on: the stride sites' low halves need no checks (see
+            // strideInsn); their prediction state is settled where the loop is left.
+            const sites = new Map<number, boolean>();
+            const settle: string[] = [];
+            for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) {
+              const d = strides.get(code.dst[q]!);
+              if (!d || !writesReg(q)) continue;
+              sites.set(q, (code.op[q]! & 7) === BPF_ALU);
+              settle.push(ins.strideSettle!(q, `(l${code.dst[q]} - ${d.after.get(q)}) | 0`, d.delta));
+            }
+            const all = settle.join(' ');
+            const fastBudget = entry
+              ? `if ((steps += ${n}) > max) { steps -= ${n}; ${all} pc = ${pc}; break slice; }`
+              : `if ((steps += ${n}) > hard) throw vm.budgetFault(${pc});`;
+            strideSites = sites;
+            const body: string[] = [];
+            for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) body.push(insnCode(q));
+            strideSites = undefined;
+            emit(
+              `if (${c}) { ${ins.branch(last, true, stepAfter(last))} if (++k${pc} < 2) continue; ` +
+                `do { ${fastBudget}\n${body.join('\n')}\n} while (${c}); ${all} ${ins.branch(last, false, stepAfter(last))} break; } ` +
+                `${ins.branch(last, false, stepAfter(last))} break; } while (true);`,
+            );
+            // The iteration counter is declared before the loop.
+            out.splice(out.lastIndexOf(`do { ${budget}`), 0, `let k${pc} = 0;`);
+          } else if (ins) emit(`if (${c}) { ${ins.branch(last, true, stepAfter(last))} continue; } ${ins.branch(last, false, stepAfter(last))} break; } while (true);`);
           else emit(`} while (${c});`);
           pc = last;
           continue;
@@ -389,6 +442,56 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   emit(`function invoke(start, depth, a) { STEPS = vm.steps; CINIT = ${0x3e | (1 << 10)}; const l = FN[start](depth, a[0] | 0, a[1] | 0, a[2] | 0, a[3] | 0, a[4] | 0, a[5] | 0, a[6] | 0, a[7] | 0, a[8] | 0, a[9] | 0); vm.steps = STEPS; T[0] = l; T[1] = RETHI; }`);
   emit(`return { run: ${fnName(0)}, invoke };`);
   return { source: out.join('\n'), REM, usesShadow: trackShadow || !allProven, shadowLow: frameLow(an.subprogs[0]!) };
+
+  /** Does the instruction at q write its dst register (an ALU or load instruction)? */
+  function writesReg(q: number): boolean {
+    const k = code.op[q]! & 7;
+    return k === BPF_ALU || k === BPF_ALU64 || k === BPF_LDX || (k === BPF_LD && code.op[q] === LDDW);
+  }
+
+  /**
+   * The registers of the self-loop body [pc, last) whose every write adds a constant (add or sub
+   * with an immediate, 32 or 64 bits), with the low-half difference one iteration makes and, per
+   * writing site, what the writes after it in the body add. Undefined when there are none.
+   */
+  function strideRegs(pc: number, last: number): Map<number, { delta: number; after: Map<number, number> }> | undefined {
+    const ok = new Int8Array(11).fill(-1); // -1 unwritten, 1 stride writes only, 0 other writes
+    const sites: number[][] = Array.from({ length: 11 }, () => []);
+    for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) {
+      const op = code.op[q]!;
+      const k = op & 7;
+      const no = (r: number) => (ok[r] = 0);
+      if (k === BPF_ALU || k === BPF_ALU64) {
+        const aop = op & 0xf0;
+        const d = code.dst[q]!;
+        if ((aop === BPF_ADD || aop === BPF_SUB) && (op & BPF_X) === 0 && code.off[q] === 0) {
+          if (ok[d] !== 0) ok[d] = 1;
+          sites[d]!.push(q);
+        } else no(d);
+      } else if (k === BPF_LDX || k === BPF_LD) {
+        no(code.dst[q]!);
+        if (op !== LDDW) for (let r = 0; r <= 5; r++) no(r); // legacy packet loads write r0, clobber r1-r5
+      } else if (k === BPF_STX && (op & 0xe0) === BPF_ATOMIC) {
+        no(0);
+        no(code.src[q]!);
+      } else if ((k === BPF_JMP || k === BPF_JMP32) && (op & 0xf0) === BPF_CALL) {
+        for (let r = 0; r <= 5; r++) no(r);
+      }
+    }
+    let out: Map<number, { delta: number; after: Map<number, number> }> | undefined;
+    for (let r = 0; r < 10; r++) {
+      if (ok[r] !== 1) continue;
+      const adds = sites[r]!.map((q) => ((code.op[q]! & 0xf0) === BPF_SUB ? -code.imm[q]! : code.imm[q]!) | 0);
+      const after = new Map<number, number>();
+      let sum = 0;
+      for (let j = adds.length - 1; j >= 0; j--) {
+        after.set(sites[r]![j]!, sum);
+        sum = (sum + adds[j]!) | 0;
+      }
+      (out ??= new Map()).set(r, { delta: sum, after });
+    }
+    return out;
+  }
 
   function insnCode(pc: number): string {
     const op = code.op[pc]!;
@@ -598,7 +701,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     if (jop === BPF_EXIT) {
       const sp = an.subprogs[an.subprogOf[pc]!]!;
       if (sp.start === 0) return `${after(pc, -1)} ${saveRegs()} vm.pc = ${pc}; return 0;`;
-      return `${after(pc, -1)} STEPS = steps; RETHI = h0; return l0;`;
+      return `${after(pc, -1)} ${ins?.leaveCallee?.() ?? ''} STEPS = steps; RETHI = h0; return l0;`;
     }
     if (jop === BPF_CALL) {
       if (code.src[pc] === BPF_PSEUDO_CALL) {
@@ -606,7 +709,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
         const args = [1, 2, 3, 4, 5].map((r) => `l${r}, h${r}`).join(', ');
         const initIn = dynInit ? `CINIT = INIT & ${0x3e | (1 << 10)};` : '';
         const initOut = dynInit ? ` INIT = (INIT & ~${0x3e}) | 1;` : '';
-        return `if (depth === ${MAX_CALL_FRAMES - 1}) throw vm.callTooDeep(${pc}); ${after(pc, -1)} STEPS = steps; ${initIn} l0 = f${target}(depth + 1, ${args}); h0 = RETHI; steps = STEPS;${initOut}`;
+        return `if (depth === ${MAX_CALL_FRAMES - 1}) throw vm.callTooDeep(${pc}); ${after(pc, -1)} ${ins?.beforeLocalCall?.() ?? ''} STEPS = steps; ${initIn} l0 = f${target}(depth + 1, ${args}); h0 = RETHI; steps = STEPS;${initOut} ${ins?.afterCall?.() ?? ''}`;
       }
       // Helper call: arguments through vm.R, result in r0.
       // r0 goes too: a helper that fails without a result (bpf_tail_call) leaves it unchanged.
@@ -614,7 +717,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       for (let r = 0; r <= 5; r++) args.push(`R[${2 * r}] = l${r}; R[${2 * r + 1}] = h${r};`);
       const tail = imm === 12 ? ` if (vm.tailTarget !== null) { ${saveRegs()} vm.pc = ${pc}; return 1; }` : '';
       const initFix = dynInit ? ` INIT = (INIT & ~${0x3e}) | 1;` : '';
-      return `${args.join(' ')} vm.pc = ${pc}; vm.steps = steps; vm.depth = depth; ${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} H[${imm}](vm); steps = vm.steps;${tail} l0 = R[0]; h0 = R[1];${initFix} ${after(pc, 0)}`;
+      return `${args.join(' ')} vm.pc = ${pc}; vm.steps = steps; vm.depth = depth; ${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} H[${imm}](vm); steps = vm.steps; ${ins?.afterCall?.() ?? ''}${tail} l0 = R[0]; h0 = R[1];${initFix} ${after(pc, 0)}`;
     }
     const c = cond(jop, d, (op & BPF_X) !== 0 ? s : null, imm, is32);
     if (ins) return `if (${c}) { ${ins.branch(pc, true, stepAfter(pc))} pc = ${pc + 1 + off}; continue dispatch; } ${ins.branch(pc, false, stepAfter(pc))}`;
