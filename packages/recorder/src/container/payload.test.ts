@@ -65,5 +65,11 @@ describe('the payload encoder', () => {
     expect(unpackPlain(packPayload(big, 'p'))).toEqual({ timeNs: 2 ** 40, nested: [{ at: -(2 ** 33) }] });
     expect(() => packPayload({ when: new Date(0) }, 'the chunk payload')).toThrow(/the chunk payload\.when is a Date/);
     expect(() => packPayload({ gone: undefined }, 'the run payload')).toThrow(/the run payload\.gone is undefined/);
+    expect(() => packPayload({ regs: [new Int32Array(2)] }, 'p')).toThrow(/p\.regs\[0\] is a Int32Array/);
+    expect(() => packPayload({ r0: 2n ** 64n }, 'p')).toThrow(/does not fit in 64 bits/);
+    expect(() => packPayload(JSON.parse('{"__proto__": 1}'), 'p')).toThrow(/__proto__/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 200; i++) deep = [deep];
+    expect(() => packPayload({ deep }, 'p')).toThrow(/nested more than/);
   });
 });

@@ -6,7 +6,11 @@
 // plain.ts gives it (a test compares them), into one buffer reused from payload to payload;
 // what is not plain goes to packPlainMap, whose error names it.
 
-import { fast, NOT_FAST, packPlainMap } from './plain.js';
+import { MAX_DEPTH } from './format.js';
+import { NOT_FAST, packPlainMap } from './plain.js';
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_END = 2n ** 64n;
 
 const utf8 = new TextEncoder();
 
@@ -15,9 +19,10 @@ class PayloadPacker {
   private dv = new DataView(this.buf.buffer);
   private at = 0;
 
+  /** The value's bytes (a view the next call writes over); throws NOT_FAST for what is not plain. */
   pack(value: unknown): Uint8Array {
     this.at = 0;
-    this.value(value);
+    this.value(value, 0);
     return this.buf.subarray(0, this.at);
   }
 
@@ -29,9 +34,11 @@ class PayloadPacker {
     this.dv = new DataView(next.buffer);
   }
 
-  private value(v: unknown): void {
+  private value(v: unknown, depth: number): void {
     switch (typeof v) {
       case 'number':
+        // msgpackr writes integers outside int 32 and uint 32 as float 64; plain values store them as int 64.
+        if (Number.isSafeInteger(v) && (v < -0x8000_0000 || v > 0xffff_ffff)) return this.int64(BigInt(v));
         return this.number(v);
       case 'string':
         return this.string(v);
@@ -40,34 +47,50 @@ class PayloadPacker {
         this.buf[this.at++] = v ? 0xc3 : 0xc2;
         return;
       case 'bigint':
-        this.room(9);
-        if (v < 0x8000000000000000n && v >= -0x8000000000000000n) {
-          this.buf[this.at] = 0xd3;
-          this.dv.setBigInt64(this.at + 1, v);
-        } else {
-          this.buf[this.at] = 0xcf;
-          this.dv.setBigUint64(this.at + 1, v);
-        }
-        this.at += 9;
-        return;
-      default:
-        if (v === null || v === undefined) {
+        if (v < INT64_MIN || v >= UINT64_END) throw NOT_FAST;
+        return this.int64(v);
+      case 'object':
+        if (v === null) {
           this.room(1);
           this.buf[this.at++] = 0xc0;
         } else if (v instanceof Uint8Array) {
           this.bin(v);
-        } else if (Array.isArray(v)) {
-          this.header(v.length, 0x90, 0xdc, 0xdd);
-          for (let i = 0; i < v.length; i++) this.value(v[i]);
         } else {
-          const keys = Object.keys(v as object);
+          if (depth >= MAX_DEPTH) throw NOT_FAST;
+          if (Array.isArray(v)) {
+            this.header(v.length, 0x90, 0xdc, 0xdd);
+            for (let i = 0; i < v.length; i++) this.value(v[i], depth + 1);
+            return;
+          }
+          const proto = Object.getPrototypeOf(v) as unknown;
+          if (proto !== Object.prototype && proto !== null) throw NOT_FAST;
+          const keys = Object.keys(v);
           this.header(keys.length, 0x80, 0xde, 0xdf);
-          for (const k of keys) {
+          for (let i = 0; i < keys.length; i++) {
+            const k = keys[i]!;
+            // msgpackr's decoder renames __proto__ (to keep prototypes safe): it would not round-trip.
+            if (k === '__proto__') throw NOT_FAST;
             this.string(k);
-            this.value((v as Record<string, unknown>)[k]);
+            this.value((v as Record<string, unknown>)[k], depth + 1);
           }
         }
+        return;
+      default:
+        // undefined, functions, symbols: not plain (packPlainMap's error names them).
+        throw NOT_FAST;
     }
+  }
+
+  private int64(v: bigint): void {
+    this.room(9);
+    if (v < 0x8000000000000000n) {
+      this.buf[this.at] = 0xd3;
+      this.dv.setBigInt64(this.at + 1, v);
+    } else {
+      this.buf[this.at] = 0xcf;
+      this.dv.setBigUint64(this.at + 1, v);
+    }
+    this.at += 9;
   }
 
   /** An array or map header: fix form under 16 entries, then 16 and 32-bit lengths. */
@@ -188,7 +211,7 @@ const packer = new PayloadPacker();
 export function packPayload(map: unknown, where: string): Uint8Array {
   if (typeof map === 'object' && map !== null && !Array.isArray(map) && !(map instanceof Uint8Array)) {
     try {
-      return packer.pack(fast(map));
+      return packer.pack(map);
     } catch (e) {
       if (e !== NOT_FAST) throw e;
     }

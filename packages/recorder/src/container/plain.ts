@@ -66,7 +66,7 @@ function normalize(value: unknown, where: string, depth: number): unknown {
   );
 }
 
-/** Thrown by `fast` when a value needs `normalize`'s full check (and its message). */
+/** Thrown by `fast` and the payload encoder when a value needs `normalize`'s full check (and its message). */
 export const NOT_FAST = Symbol('not plain');
 
 // normalize without naming where each value is: the common case, for a recorder's payloads.
