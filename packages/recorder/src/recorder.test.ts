@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assemble, decode, loadPackets, programFromBytecode, loadProgramFile, Session, type Program, type MapDef, type RunInput } from '@rewind/vm';
-import { Recorder, RECORD_SLICE } from './recorder.js';
+import { Recorder, RECORD_SLICE, trimmed } from './recorder.js';
 import { TraceReader } from './container/reader.js';
 import { unpackPlain, type PlainMap } from './container/plain.js';
 import { bruteForce, checkWalk, type LogEntry } from './steps/test-support.js';
@@ -268,4 +268,26 @@ print(json.dumps({'kinds': kinds, 'verdicts': verdicts, 'records': records, 'eve
     r.close();
   });
 
+});
+
+describe('keyframe bytes', () => {
+  test('trimming zeros from both ends agrees with a byte-by-byte scan, aligned or not', () => {
+    let seed = 7;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const buf = new Uint8Array(1100);
+    for (let k = 0; k < 400; k++) {
+      buf.fill(0);
+      const off = Math.floor(rand() * 8);
+      const len = Math.floor(rand() * 1024);
+      // A few non-zero bytes anywhere, or none.
+      for (let j = Math.floor(rand() * 4); j > 0; j--) buf[off + Math.floor(rand() * Math.max(1, len))] = 1 + Math.floor(rand() * 255);
+      const bytes = buf.subarray(off, off + len);
+      let a = 0;
+      let b = len;
+      while (a < b && bytes[a] === 0) a++;
+      while (b > a && bytes[b - 1] === 0) b--;
+      const t = trimmed(3, 100, bytes);
+      expect([t.lo, (t.bytes as Uint8Array).length], `offset ${off}, length ${len}`).toEqual([100 + a, b - a]);
+    }
+  });
 });

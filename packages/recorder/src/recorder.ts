@@ -93,9 +93,22 @@ class Arena {
 }
 
 /** A region's bytes without their leading and trailing zeros (the reader fills the rest with zeros). */
-function trimmed(region: number, lo: number, bytes: Uint8Array): PlainMap {
+export function trimmed(region: number, lo: number, bytes: Uint8Array): PlainMap {
   let a = 0;
   let b = bytes.length;
+  // Whole 32-bit words first where the bytes are aligned (stack frames are, and are mostly zeros).
+  if ((bytes.byteOffset & 3) === 0 && b >= 4) {
+    const n = b >> 2;
+    const words = new Int32Array(bytes.buffer, bytes.byteOffset, n);
+    let w = 0;
+    while (w < n && words[w] === 0) w++;
+    a = w << 2;
+    if ((b & 3) === 0) {
+      let e = n;
+      while (e > w && words[e - 1] === 0) e--;
+      b = e << 2;
+    }
+  }
   while (a < b && bytes[a] === 0) a++;
   while (b > a && bytes[b - 1] === 0) b--;
   return { region, lo: lo + a, bytes: bytes.subarray(a, b) };
@@ -252,9 +265,15 @@ export class Recorder {
 
   /** The bytes [lo, hi) of a region whose bytes a program reads directly (no handler), or undefined. */
   private regionBytes(r: Region): Uint8Array | undefined {
+    const v = this.regionView(r);
+    return v && this.arena.copy(v);
+  }
+
+  /** regionBytes without the copy: a view of the live bytes. */
+  private regionView(r: Region): Uint8Array | undefined {
     if (r.handler || r.hi <= r.lo || !r.readable) return undefined;
     const dv = r.view ?? this.session.machine.mem.dv;
-    return this.arena.copy(new Uint8Array(dv.buffer, dv.byteOffset + r.base + r.lo, r.hi - r.lo));
+    return new Uint8Array(dv.buffer, dv.byteOffset + r.base + r.lo, r.hi - r.lo);
   }
 
   /** Maps as the object file initialises them (other maps start empty; user-space updates are events). */
@@ -286,10 +305,12 @@ export class Recorder {
       if (!r || !r.writable) continue;
       if (r.kind === 'stack' && r.index > 0 && !this.deepStack) continue;
       if (r.kind === 'map_value') continue;
-      const bytes = this.regionBytes(r);
-      if (!bytes) continue;
+      const view = this.regionView(r);
+      if (!view) continue;
       seen.add(r.index);
-      mem.push(trimmed(r.index, r.lo, bytes));
+      // Trimmed in place, then copied: most of a frame is usually zeros.
+      const t = trimmed(r.index, r.lo, view);
+      mem.push({ ...t, bytes: this.arena.copy(t.bytes as Uint8Array) });
     }
     for (const v of this.session.mapSpace.writableRegions()) {
       const r = m.mem.regions[v.index];

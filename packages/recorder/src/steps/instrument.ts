@@ -152,6 +152,18 @@ export class StepBuffer {
 
 /** Sites of the entry function keep their predictions in locals up to this many instructions. */
 const MAX_LOCAL_SITES = 4096;
+/**
+ * An entry function up to this many slots keeps every site's predictions in locals, and every
+ * site's check is inline. A larger program is compiled compact: V8 does not optimize a function
+ * whose bytecode is too large, and takes long over one with thousands of locals. Only the sites
+ * of the entry function's one-block loops (at most MAX_LOOP_LOCALS slots) keep locals and inline checks; every
+ * other site is one call to a function of the program's prologue, and the entry function's
+ * predictions live in an array zeroed where it is entered, as locals would be.
+ */
+const SMALL_ENTRY = 128;
+const MAX_LOOP_LOCALS = 128;
+/** The prediction arrays, in the order of the entry array's sections. */
+const ARRAYS = ['PL', 'PH', 'PS', 'PR', 'PO', 'POS', 'PB'];
 
 /**
  * The instrumentation for a program compiled on a machine whose `rec` field holds the
@@ -222,24 +234,91 @@ const PL = REC.PL, PH = REC.PH, PS = REC.PS, PR = REC.PR, PO = REC.PO, POS = REC
   let current: BlockTable | undefined;
   let programIndex = -1;
   let declarations = '';
-  // The name of a prediction of site pc: a local of the entry function, or an array element.
-  const P = (arr: string, pc: number) => (local(pc) ? `${arr.toLowerCase()}${pc}` : `${arr}[${pc}]`);
+  // A compact program (see SMALL_ENTRY): the entry function's other sites' predictions are
+  // sections of E (ARRAYS order, entryEnd each), and tp, LS, TD, TLIM are shared by its functions.
+  let entryEnd = 0;
+  let compact = false;
+  // The name of a prediction of site pc: a local of the entry function, an element of its E
+  // array, or an element of the StepBuffer's arrays (other functions).
+  const P = (arr: string, pc: number) =>
+    local(pc) ? `${arr.toLowerCase()}${pc}` : compact && pc < entryEnd ? `E[${ARRAYS.indexOf(arr) * entryEnd + pc}]` : `${arr}[${pc}]`;
+  // The checks of a site, as code: `at(arr)` names its prediction of array arr.
+  const checkValue = (at: (arr: string) => string, L: string, H: string, step: string) => {
+    const [pl, ph, ps] = [at('PL'), at('PH'), at('PS')];
+    return (
+      `t = (${L} - ${pl}) | 0; ` +
+      `if (t !== ${ps} || ${H} !== ${ph}) { s = (t !== ${ps} ? ${REC_LO} : 0) | (${H} !== ${ph} ? ${REC_HI} : 0); ${head(step, 's')} ` +
+      `if (s & ${REC_LO}) { TD.setInt32(tp, ${L}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${H}, true); tp += 4; } ${grow} } ` +
+      `${ps} = t; ${pl} = ${L}; ${ph} = ${H};`
+    );
+  };
+  const checkStore = (at: (arr: string) => string, region: string, addr: string, vl: string, vh: string, step: string) => {
+    const [pl, ph, ps, pr, po, pos] = [at('PL'), at('PH'), at('PS'), at('PR'), at('PO'), at('POS')];
+    return (
+      `t = (${vl} - ${pl}) | 0; q = (${addr} - ${po}) | 0; ` +
+      `s = (t !== ${ps} ? ${REC_LO} : 0) | (${vh} !== ${ph} ? ${REC_HI} : 0) | ((${region}) !== ${pr} || q !== ${pos} ? ${REC_ADDR} : 0); ` +
+      `if (s !== 0) { ${head(step, 's')} ` +
+      `if (s & ${REC_LO}) { TD.setInt32(tp, ${vl}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${vh}, true); tp += 4; } ` +
+      `if (s & ${REC_ADDR}) { TD.setUint16(tp, ${region}, true); TD.setUint32(tp + 2, ${addr}, true); tp += 6; } ${grow} } ` +
+      `${ps} = t; ${pl} = ${vl}; ${ph} = ${vh}; ${pos} = q; ${po} = ${addr}; ${pr} = ${region};`
+    );
+  };
+  const checkBranch = (pb: string, want: string, step: string) => `if (${pb} !== ${want}) { ${pb} = ${want}; ${head(step, String(REC_FLIP))} ${grow} }`;
+  // A compact program's site functions: suffix 0 for the entry function's sites (in E), 1 for the others'.
+  const siteFunctions = () => {
+    const inE = (arr: string) => `E[${ARRAYS.indexOf(arr) * entryEnd} + i]`;
+    const shared = (arr: string) => `${arr}[i]`;
+    return [inE, shared]
+      .map(
+        (at, k) =>
+          `function SV${k}(i, l, h, st) { let t = 0, s = 0; ${checkValue(at, 'l', 'h', 'st')} }\n` +
+          `function SS${k}(i, l, h, r, a, st) { let t = 0, s = 0, q = 0; ${checkStore(at, 'r', 'a', 'l', 'h', 'st')} }\n` +
+          `function SB${k}(i, w, st) { ${checkBranch(at('PB'), 'w', 'st')} }`,
+      )
+      .join('\n');
+  };
+  // The call that does the checks of site pc of a compact program, or undefined for inline checks.
+  const call = (pc: number) => (!compact || local(pc) ? undefined : pc < entryEnd ? 0 : 1);
   return {
     init(code, an) {
       local = () => false;
       declarations = '';
       current = undefined;
       programIndex = -1;
+      compact = false;
       if (buf) {
         current = { code, vis: new Uint8Array(code.length), regs: new Int32Array(code.length), stores: new Uint8Array(code.length), stack: [] };
         programIndex = buf.programs.push(current) - 1;
       }
-      const entryEnd = an.subprogs[0]!.end;
+      entryEnd = an.subprogs[0]!.end;
       if (entryEnd > MAX_LOCAL_SITES) return;
-      local = (pc) => pc < entryEnd;
+      let inLocals: Uint8Array | undefined;
+      if (code.length > SMALL_ENTRY) {
+        // Loops of one basic block: a backward jump to a slot from which no other jump or call
+        // comes before it, and which nothing else jumps into.
+        compact = true;
+        inLocals = new Uint8Array(entryEnd);
+        let count = 0;
+        const isJump = (q: number) => {
+          const k = code.op[q]! & 7;
+          return k === 5 || k === 6;
+        };
+        for (let pc = 0; pc < entryEnd; pc++) {
+          const op = code.op[pc]!;
+          if (an.isSecondSlot[pc] || !isJump(pc) || (op & 0xf0) === 0x80 || (op & 0xf0) === 0x90) continue;
+          const target = pc + 1 + (op === 0x06 ? code.imm[pc]! : code.off[pc]!);
+          if (target > pc || target < 0 || count + (pc + 1 - target) > MAX_LOOP_LOCALS) continue;
+          let block = true;
+          for (let q = target; q < pc && block; q++) if ((isJump(q) && !an.isSecondSlot[q]) || (q > target && an.isTarget[q])) block = false;
+          if (!block) continue;
+          for (let q = target; q <= pc; q++) inLocals[q] = 1;
+          count += pc + 1 - target;
+        }
+      }
+      local = inLocals ? (pc) => pc < entryEnd && inLocals[pc] === 1 : (pc) => pc < entryEnd;
       const names: string[] = [];
       for (let pc = 0; pc < entryEnd; pc++) {
-        if (an.isSecondSlot[pc]) continue;
+        if (an.isSecondSlot[pc] || !local(pc)) continue;
         const klass = code.op[pc]! & 7;
         if (klass === 5 || klass === 6) names.push(`pb${pc} = 0`);
         names.push(`pl${pc} = 0`, `ph${pc} = 0`, `ps${pc} = 0`);
@@ -247,35 +326,26 @@ const PL = REC.PL, PH = REC.PH, PS = REC.PS, PR = REC.PR, PO = REC.PO, POS = REC
       }
       declarations = names.length ? `let ${names.join(', ')};` : '';
     },
-    prologue: () => (programIndex >= 0 ? `${prologue}\nconst VIS = REC.programs[${programIndex}].vis;` : prologue),
-    enter: () => `${declarations} let tp = REC.tp, LS = REC.ls, TD = REC.dv, TLIM = REC.limit;`,
-    enterCallee: () => `let tp = REC.tp, LS = REC.ls, TD = REC.dv, TLIM = REC.limit;`,
+    prologue: () =>
+      (programIndex >= 0 ? `${prologue}\nconst VIS = REC.programs[${programIndex}].vis;` : prologue) +
+      (compact ? `\nconst E = new Int32Array(${ARRAYS.length * entryEnd});\nlet tp = 0, LS = 0, TD = REC.dv, TLIM = 0;\n${siteFunctions()}` : ''),
+    // A compact program's functions share tp, LS, TD and TLIM (the prologue's); the others keep them in locals.
+    enter: () => (compact ? `${declarations} E.fill(0); ${load}` : `${declarations} let tp = REC.tp, LS = REC.ls, TD = REC.dv, TLIM = REC.limit;`),
+    enterCallee: () => (compact ? '' : `let tp = REC.tp, LS = REC.ls, TD = REC.dv, TLIM = REC.limit;`),
     epilogue: () => store,
     leaveCallee: () => store,
     beforeLocalCall: () => store,
     afterCall: () => load,
     afterInsn(pc, dst, step) {
       if (dst < 0) return '';
-      const L = `l${dst}`;
-      const H = `h${dst}`;
-      const [pl, ph, ps] = [P('PL', pc), P('PH', pc), P('PS', pc)];
-      return (
-        `t = (${L} - ${pl}) | 0; ` +
-        `if (t !== ${ps} || ${H} !== ${ph}) { s = (t !== ${ps} ? ${REC_LO} : 0) | (${H} !== ${ph} ? ${REC_HI} : 0); ${head(step, 's')} ` +
-        `if (s & ${REC_LO}) { TD.setInt32(tp, ${L}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${H}, true); tp += 4; } ${grow} } ` +
-        `${ps} = t; ${pl} = ${L}; ${ph} = ${H};`
-      );
+      const k = call(pc);
+      if (k !== undefined) return `SV${k}(${pc}, l${dst}, h${dst}, ${step});`;
+      return checkValue((arr) => P(arr, pc), `l${dst}`, `h${dst}`, step);
     },
     afterStore(pc, _size, region, at, vl, vh, step) {
-      const [pl, ph, ps, pr, po, pos] = [P('PL', pc), P('PH', pc), P('PS', pc), P('PR', pc), P('PO', pc), P('POS', pc)];
-      return (
-        `t = (${vl} - ${pl}) | 0; q = (${at} - ${po}) | 0; ` +
-        `s = (t !== ${ps} ? ${REC_LO} : 0) | (${vh} !== ${ph} ? ${REC_HI} : 0) | ((${region}) !== ${pr} || q !== ${pos} ? ${REC_ADDR} : 0); ` +
-        `if (s !== 0) { ${head(step, 's')} ` +
-        `if (s & ${REC_LO}) { TD.setInt32(tp, ${vl}, true); tp += 4; } if (s & ${REC_HI}) { TD.setInt32(tp, ${vh}, true); tp += 4; } ` +
-        `if (s & ${REC_ADDR}) { TD.setUint16(tp, ${region}, true); TD.setUint32(tp + 2, ${at}, true); tp += 6; } ${grow} } ` +
-        `${ps} = t; ${pl} = ${vl}; ${ph} = ${vh}; ${pos} = q; ${po} = ${at}; ${pr} = ${region};`
-      );
+      const k = call(pc);
+      if (k !== undefined) return `SS${k}(${pc}, ${vl}, ${vh}, ${region}, ${at}, ${step});`;
+      return checkStore((arr) => P(arr, pc), region, at, vl, vh, step);
     },
     strideInsn: opts.stride === false ? undefined : (pc, dst, step, is32) => {
       // The low half is what the prediction says; the high half is zero (32-bit) or checked.
@@ -286,9 +356,9 @@ const PL = REC.PL, PH = REC.PH, PS = REC.PS, PR = REC.PR, PO = REC.PO, POS = REC
     },
     strideSettle: (pc, lo, delta) => `${P('PL', pc)} = ${lo}; ${P('PS', pc)} = ${delta};`,
     branch(pc, taken, step) {
-      const want = taken ? 1 : 0;
-      const pb = P('PB', pc);
-      return `if (${pb} !== ${want}) { ${pb} = ${want}; ${head(step, String(REC_FLIP))} ${grow} }`;
+      const k = call(pc);
+      if (k !== undefined) return `SB${k}(${pc}, ${taken ? 1 : 0}, ${step});`;
+      return checkBranch(P('PB', pc), taken ? '1' : '0', step);
     },
     beforeCall: (_pc, step) => `REC.step = ${step}; ${store}`,
     block(pc, last) {
