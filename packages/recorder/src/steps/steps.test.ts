@@ -142,9 +142,11 @@ describe('step records', () => {
 
   test('a program over 128 slots is instrumented compact and decodes exactly', () => {
     // Straight-line code (calls to the prologue's site functions), a one-block loop (locals, inline), a bpf-to-bpf call.
-    const lines = ['mov %r6, 0', 'mov %r7, 25'];
+    // An outer loop of several blocks runs it all three times, so sites outside locals run again after keyframes.
+    const lines = ['mov %r6, 0', 'mov %r8, 3', 'outer:', 'mov %r7, 25'];
     for (let i = 0; i < 70; i++) lines.push(`add %r6, ${i + 1}`, `stxdw [%r10-${8 * (1 + (i % 8))}], %r6`);
-    lines.push('loop:', 'add %r6, 3', 'mul %r6, 5', 'add %r7, -1', 'jne %r7, 0, loop', 'mov %r1, %r6', 'call local f', 'ldxdw %r2, [%r10-16]', 'add %r0, %r2', 'jgt %r0, 1000, big', 'mov %r0, 1', 'big:', 'exit', 'f:', 'mov %r0, %r1', 'xor %r0, 77', 'exit');
+    lines.push('loop:', 'add %r6, 3', 'mul %r6, 5', 'add %r7, -1', 'jne %r7, 0, loop', 'mov %r1, %r6', 'call local f', 'ldxdw %r2, [%r10-16]', 'add %r0, %r2');
+    lines.push('jgt %r0, 1000, big', 'mov %r0, 1', 'big:', 'add %r8, -1', 'jne %r8, 0, outer', 'exit', 'f:', 'mov %r0, %r1', 'xor %r0, 77', 'exit');
     const code = assemble(lines.join('\n'));
     expect(code.length).toBeGreaterThan(128);
     for (const slice of [1000, 9]) {
