@@ -61,8 +61,6 @@ export class MapSpace {
   private readonly byRegion = new Map<number, { entry: MapEntryState; slot: number }>();
   /** Number of the current run (see beginRun). */
   private run = 0;
-  /** The value regions handed out in the current run, in order (some may have been dropped since). */
-  private handed: { entry: MapEntryState; slot: number; v: ValueRegion }[] = [];
   /** Called when a value region is defined (a recorder notes which map slot it views). */
   onRegion?: (index: number, mapIndex: number, slot: number) => void;
 
@@ -124,10 +122,7 @@ export class MapSpace {
     const values = entry.values;
     let v = Array.isArray(values) ? values[slot] : values.get(slot);
     if (v !== undefined) {
-      if (v.run !== this.run) {
-        v.run = this.run;
-        this.handed.push({ entry, slot, v });
-      }
+      v.run = this.run;
       // Storage that can be replaced (a devmap's value when user space updates the slot) gets a fresh view.
       if (map.pageOf(slot) === v.page) return v.index;
       this.drop(entry, slot, v);
@@ -136,7 +131,6 @@ export class MapSpace {
     v = { index, page: map.pageOf(slot), run: this.run };
     if (Array.isArray(values)) values[slot] = v;
     else values.set(slot, v);
-    this.handed.push({ entry, slot, v });
     return index;
   }
 
@@ -197,14 +191,10 @@ export class MapSpace {
    */
   writableRegions(): { index: number; mapIndex: number; slot: number }[] {
     const out: { index: number; mapIndex: number; slot: number }[] = [];
-    // The run's values that are still their slot's, by map and slot.
-    const mine = this.handed.filter(({ entry: e, slot, v }) => !(e.map.def.flags & BPF_F_RDONLY_PROG) && (Array.isArray(e.values) ? e.values[slot] : e.values.get(slot)) === v);
-    if (mine.length > 1) mine.sort((a, b) => a.entry.mapIndex - b.entry.mapIndex || a.slot - b.slot);
-    let k = 0;
     for (const e of this.entries) {
       if (e.map.def.flags & BPF_F_RDONLY_PROG) continue;
       for (const [slot, index] of e.fixed) out.push({ index, mapIndex: e.mapIndex, slot });
-      for (; k < mine.length && mine[k]!.entry === e; k++) out.push({ index: mine[k]!.v.index, mapIndex: e.mapIndex, slot: mine[k]!.slot });
+      for (const [slot, v] of e.values.entries()) if (v !== undefined && v.run === this.run) out.push({ index: v.index, mapIndex: e.mapIndex, slot });
     }
     return out;
   }
@@ -212,7 +202,6 @@ export class MapSpace {
   /** Starts a run: value regions handed out from now on belong to it. */
   beginRun(): void {
     this.run++;
-    this.handed.length = 0;
   }
 
   /** Drops the kept value regions the current run has not handed out; true when it dropped any. */
