@@ -153,12 +153,12 @@ export class StepBuffer {
 /** Sites of the entry function keep their predictions in locals up to this many instructions. */
 const MAX_LOCAL_SITES = 4096;
 /**
- * An entry function up to this many slots keeps every site's predictions in locals, and every
- * site's check is inline. A larger program is compiled compact: V8 does not optimize a function
+ * In a program of up to this many slots the entry function keeps every site's predictions in
+ * locals, and every site's check is inline. A larger program is compiled compact: V8 does not optimize a function
  * whose bytecode is too large, and takes long over one with thousands of locals. Only the sites
- * of the entry function's one-block loops (at most MAX_LOOP_LOCALS slots) keep locals and inline checks; every
- * other site is one call to a function of the program's prologue, and the entry function's
- * predictions live in an array zeroed where it is entered, as locals would be.
+ * of the entry function's one-block loops (at most MAX_LOOP_LOCALS slots) keep locals and inline
+ * checks; every other site is one call to a function of the program's prologue, and the entry
+ * function's predictions live in an array zeroed where it is entered, as locals would be.
  */
 const SMALL_ENTRY = 128;
 const MAX_LOOP_LOCALS = 128;
@@ -220,7 +220,7 @@ function effects(code: Bytecode, pc: number): { regs: number; stores: boolean } 
 export function stepInstrumentation(buf?: StepBuffer, opts: { stride?: boolean } = {}): Instrumentation {
   // Every function keeps the write position (tp), the step of the last record (LS), the view and
   // its limit in locals, loaded from the StepBuffer where it starts and after calls, stored back
-  // where control leaves it. A record header goes through StepBuffer.head, one function shared
+  // where control leaves it (in a compact program its functions share them instead). A record header goes through StepBuffer.head, one function shared
   // by every recorded program (V8 inlines it, and a new recording does not invalidate that).
   const prologue = `
 const REC = vm.rec, RH = REC.constructor.head;
