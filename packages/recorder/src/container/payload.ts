@@ -109,23 +109,29 @@ class PayloadPacker {
     }
   }
 
+  /** A tag for the smallest of three unsigned sizes (8, 16, 32 bits) that holds n, then n big-endian (room already made). */
+  private sized(n: number, t8: number, t16: number, t32: number): void {
+    const b = this.buf;
+    if (n < 0x100) {
+      b[this.at++] = t8;
+      b[this.at++] = n;
+    } else if (n < 0x10000) {
+      b[this.at++] = t16;
+      b[this.at++] = n >> 8;
+      b[this.at++] = n & 0xff;
+    } else {
+      b[this.at++] = t32;
+      this.dv.setUint32(this.at, n);
+      this.at += 4;
+    }
+  }
+
   private number(v: number): void {
     this.room(9);
     const b = this.buf;
     if (v >>> 0 === v) {
       if (v < 0x80) b[this.at++] = v;
-      else if (v < 0x100) {
-        b[this.at++] = 0xcc;
-        b[this.at++] = v;
-      } else if (v < 0x10000) {
-        b[this.at++] = 0xcd;
-        b[this.at++] = v >> 8;
-        b[this.at++] = v & 0xff;
-      } else {
-        b[this.at++] = 0xce;
-        this.dv.setUint32(this.at, v);
-        this.at += 4;
-      }
+      else this.sized(v, 0xcc, 0xcd, 0xce);
     } else if (v >> 0 === v) {
       if (v >= -0x20) b[this.at++] = 0x100 + v;
       else if (v >= -0x80) {
@@ -163,18 +169,7 @@ class PayloadPacker {
     this.room(5 + n);
     const b = this.buf;
     if (n < 0x20) b[this.at++] = 0xa0 | n;
-    else if (n < 0x100) {
-      b[this.at++] = 0xd9;
-      b[this.at++] = n;
-    } else if (n < 0x10000) {
-      b[this.at++] = 0xda;
-      b[this.at++] = n >> 8;
-      b[this.at++] = n & 0xff;
-    } else {
-      b[this.at++] = 0xdb;
-      this.dv.setUint32(this.at, n);
-      this.at += 4;
-    }
+    else this.sized(n, 0xd9, 0xda, 0xdb);
     b.set(bytes, this.at);
     this.at += n;
   }
@@ -183,18 +178,7 @@ class PayloadPacker {
     const n = v.length;
     this.room(5 + n);
     const b = this.buf;
-    if (n < 0x100) {
-      b[this.at++] = 0xc4;
-      b[this.at++] = n;
-    } else if (n < 0x10000) {
-      b[this.at++] = 0xc5;
-      b[this.at++] = n >> 8;
-      b[this.at++] = n & 0xff;
-    } else {
-      b[this.at++] = 0xc6;
-      this.dv.setUint32(this.at, n);
-      this.at += 4;
-    }
+    this.sized(n, 0xc4, 0xc5, 0xc6);
     // Short ones byte by byte: TypedArray#set costs more than a few stores.
     if (n <= 16) for (let i = 0; i < n; i++) b[this.at + i] = v[i]!;
     else b.set(v, this.at);

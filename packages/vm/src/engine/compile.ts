@@ -381,10 +381,12 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
             }
           }
           if (ins?.block) emit(ins.block(pc, last));
+          const strides = ins?.strideInsn && ins.strideSettle ? strideRegs(pc, last) : undefined;
+          // With stride registers, the iterations are counted (see below).
+          if (strides) emit(`let k${pc} = 0;`);
           emit(`do { ${budget}`);
           for (let q = pc; q < last; q += code.op[q] === LDDW ? 2 : 1) emit(insnCode(q));
           const c = cond(lop & 0xf0, code.dst[last]!, (lop & BPF_X) !== 0 ? code.src[last]! : null, code.imm[last]!, lk === BPF_JMP32);
-          const strides = ins?.strideInsn && ins.strideSettle ? strideRegs(pc, last) : undefined;
           if (ins && strides) {
             // Iterations from the third on: the stride sites' low halves need no checks (see
             // strideInsn); their prediction state is settled where the loop is left.
@@ -409,8 +411,6 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
                 `do { ${fastBudget}\n${body.join('\n')}\n} while (${c}); ${all} ${ins.branch(last, false, stepAfter(last))} break; } ` +
                 `${ins.branch(last, false, stepAfter(last))} break; } while (true);`,
             );
-            // The iteration counter is declared before the loop.
-            out.splice(out.lastIndexOf(`do { ${budget}`), 0, `let k${pc} = 0;`);
           } else if (ins) emit(`if (${c}) { ${ins.branch(last, true, stepAfter(last))} continue; } ${ins.branch(last, false, stepAfter(last))} break; } while (true);`);
           else emit(`} while (${c});`);
           pc = last;
