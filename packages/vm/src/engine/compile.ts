@@ -67,7 +67,7 @@ import {
   type Bytecode,
 } from '../isa.js';
 import type { Analysis } from '../validate.js';
-import { ctxPointerRegs, maybeUninitRegs, provenStackLoads } from './dataflow.js';
+import { ctxPointerRegs, mapHandleArgs, maybeUninitRegs, provenStackLoads } from './dataflow.js';
 import { FRAME_SIZE, REGION_HI_BASE, MAX_REGIONS, STACK_REGION } from './memory.js';
 
 /**
@@ -132,6 +132,13 @@ export interface CompileOptions {
    * Loads from a register known to hold the context read the table instead of taking the slow path.
    */
   ctxSlots?: Uint8Array;
+  /**
+   * A helper call whose map argument is known at compile time (see mapHandleArgs) may call a
+   * version of the helper made for that map: this returns its index in vm.helperByMap, or -1
+   * to call the helper table's. Not asked when compiling with an Instrumentation (the recorder
+   * wraps the helper table's entries).
+   */
+  helperForMap?: (helper: number, mapIndex: number) => number;
 }
 
 /**
@@ -237,6 +244,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   const dynInit = uninit.some((m) => m !== 0);
   const proven = provenStackLoads(code, an);
   const ctxRegs = opts.ctxSlots ? ctxPointerRegs(code, an) : [];
+  const mapArgs = opts.helperForMap && !ins ? mapHandleArgs(code, an) : undefined;
   /** Load sites whose region is cached in locals (see the self-loop blocks below). */
   const cachedSites = new Set<number>();
 
@@ -321,7 +329,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   // gives control back every `slice` instructions (returns 2), so the run loop can report
   // progress and V8 tiers the function up between slices instead of replacing it mid-loop.
   emit(`"use strict";`);
-  emit(`const R = vm.R, T = vm.T, H = vm.helperTable, mem = vm.mem;`);
+  emit(`const R = vm.R, T = vm.T, H = vm.helperTable, HM = vm.helperByMap, mem = vm.mem;`);
   emit(`const RV = mem.RV, RB = mem.RB, RLO = mem.RLO, RHR = mem.RHR, RHW = mem.RHW, CTXL = vm.ctxLo, CTXH = vm.ctxHi, SDL = mem.shadowDirty;`);
   emit(`let STEPS = 0, RETHI = 0, CINIT = 0, M = mem.dv, SH = mem.shadow, SD = mem.shadowDv;`);
   if (ins) emit(ins.prologue());
@@ -717,7 +725,9 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       for (let r = 0; r <= 5; r++) args.push(`R[${2 * r}] = l${r}; R[${2 * r + 1}] = h${r};`);
       const tail = imm === 12 ? ` if (vm.tailTarget !== null) { ${saveRegs()} vm.pc = ${pc}; return 1; }` : '';
       const initFix = dynInit ? ` INIT = (INIT & ~${0x3e}) | 1;` : '';
-      return `${args.join(' ')} vm.pc = ${pc}; vm.steps = steps; vm.depth = depth; ${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} H[${imm}](vm); steps = vm.steps; ${ins?.afterCall?.() ?? ''}${tail} l0 = R[0]; h0 = R[1];${initFix} ${after(pc, 0)}`;
+      const special = mapArgs && mapArgs[pc]! >= 0 ? opts.helperForMap!(imm, mapArgs[pc]!) : -1;
+      const fn = special >= 0 ? `HM[${special}]` : `H[${imm}]`;
+      return `${args.join(' ')} vm.pc = ${pc}; vm.steps = steps; vm.depth = depth; ${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} ${fn}(vm); steps = vm.steps; ${ins?.afterCall?.() ?? ''}${tail} l0 = R[0]; h0 = R[1];${initFix} ${after(pc, 0)}`;
     }
     const c = cond(jop, d, (op & BPF_X) !== 0 ? s : null, imm, is32);
     if (ins) return `if (${c}) { ${ins.branch(pc, true, stepAfter(pc))} pc = ${pc + 1 + off}; continue dispatch; } ${ins.branch(pc, false, stepAfter(pc))}`;

@@ -22,6 +22,7 @@ import {
   BPF_MOV,
   BPF_NEG,
   BPF_PSEUDO_CALL,
+  BPF_PSEUDO_MAP_IDX,
   BPF_ST,
   BPF_STX,
   BPF_X,
@@ -264,4 +265,79 @@ export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | un
     flow(pc + 1, st);
   }
   return IN;
+}
+
+/** Helpers whose map argument is r1 (map lookups and updates) or r2 (bpf_tail_call). */
+export function mapArgReg(helper: number): number {
+  return helper === 12 ? 2 : 1;
+}
+
+/**
+ * For each helper call, the index of the map whose handle its map argument (see mapArgReg) is
+ * known to hold on every path to the call, or -1. An `lddw rX, map` (BPF_PSEUDO_MAP_IDX) loads
+ * a handle, copies (`rX = rY`) keep it, calls clobber r0-r5 and any other write forgets it;
+ * each function starts knowing nothing. The verifier tracks CONST_PTR_TO_MAP the same way.
+ */
+export function mapHandleArgs(code: Bytecode, an: Analysis): Int32Array {
+  const n = code.length;
+  const out = new Int32Array(n).fill(-1);
+  // Per slot: the map index in each register, UNKNOWN when not a known handle.
+  const UNKNOWN = -1;
+  const IN: (Int32Array | undefined)[] = new Array(n);
+  const work: number[] = [];
+  for (const sp of an.subprogs) {
+    const flow = (pc: number, st: Int32Array) => {
+      if (pc < sp.start || pc >= sp.end) return;
+      const cur = IN[pc];
+      if (!cur) {
+        IN[pc] = st.slice();
+        work.push(pc);
+        return;
+      }
+      let changed = false;
+      for (let r = 0; r < 11; r++) {
+        if (cur[r] !== UNKNOWN && cur[r] !== st[r]) {
+          cur[r] = UNKNOWN;
+          changed = true;
+        }
+      }
+      if (changed) work.push(pc);
+    };
+    flow(sp.start, new Int32Array(11).fill(UNKNOWN));
+    while (work.length) {
+      const pc = work.pop()!;
+      const st = IN[pc]!.slice();
+      const op = code.op[pc]!;
+      const klass = op & 7;
+      const dst = code.dst[pc]!;
+      if (op === LDDW) {
+        st[dst] = code.src[pc] === BPF_PSEUDO_MAP_IDX ? code.imm[pc]! : UNKNOWN;
+        flow(pc + 2, st);
+        continue;
+      }
+      if (klass === BPF_JMP || klass === BPF_JMP32) {
+        const jop = op & 0xf0;
+        if (jop === BPF_EXIT) continue;
+        if (jop === BPF_CALL) {
+          for (let r = 0; r <= 5; r++) st[r] = UNKNOWN;
+          flow(pc + 1, st);
+          continue;
+        }
+        flow(targetOf(code, pc)!, st);
+        if (jop !== BPF_JA) flow(pc + 1, st);
+        continue;
+      }
+      if (klass === BPF_ALU64 && (op & 0xf0) === BPF_MOV && (op & BPF_X) && code.off[pc] === 0) st[dst] = st[code.src[pc]!]!;
+      else {
+        const { writes } = regUse(code, pc);
+        for (let r = 0; r <= 10; r++) if (writes & (1 << r)) st[r] = UNKNOWN;
+      }
+      flow(pc + 1, st);
+    }
+  }
+  for (let pc = 0; pc < n; pc++) {
+    const st = IN[pc];
+    if (st && code.op[pc] === (BPF_JMP | BPF_CALL) && code.src[pc] !== BPF_PSEUDO_CALL) out[pc] = st[mapArgReg(code.imm[pc]!)]!;
+  }
+  return out;
 }

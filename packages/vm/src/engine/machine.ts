@@ -6,6 +6,7 @@
 import { Fault, RewindError } from '../errors.js';
 import { BPF_ADD, BPF_AND, BPF_CMPXCHG, BPF_OR, BPF_XCHG, BPF_XOR, MAX_CALL_FRAMES } from '../isa.js';
 import { boundsText, bytesText, formatRegionOffset, FRAME_SIZE, MAX_REGIONS, Memory, REGION_HI_BASE, STACK_REGION, type Region } from './memory.js';
+import type { LoadedProgram } from './vm.js';
 
 /** A helper reads its arguments from m.R (r1 = R[2], R[3] ...) and leaves r0 in R[0], R[1]. */
 export type HelperFn = (m: Machine) => void;
@@ -30,9 +31,13 @@ const U64 = new DataView(new ArrayBuffer(8));
 export class Machine {
   /** r0..r10 as (lo, hi) pairs of int32: R[2i] = low half of ri, R[2i+1] = high half. */
   readonly R = new Int32Array(22);
+  /** R as 8-byte words (one per register), for clearing them in few stores. */
+  private readonly R64 = new Float64Array(this.R.buffer);
   /** Scratch results of slow paths (a 64-bit value as lo, hi). */
   readonly T = new Int32Array(2);
   readonly helperTable: HelperFn[] = new Array(512);
+  /** Helpers made for one map (LoadOptions.helperForMap), by the index compiled code names them with. */
+  readonly helperByMap: HelperFn[] = [];
   readonly mem = new Memory();
   steps = 0;
   maxSteps = Number.MAX_SAFE_INTEGER;
@@ -45,6 +50,8 @@ export class Machine {
   initRegs = 0;
   /** Set by bpf_tail_call when it succeeds; the run loop switches programs. */
   tailTarget: unknown = null;
+  /** The program running (or that ran last): the entry program, or the one a tail call switched to. */
+  program: LoadedProgram | undefined = undefined;
   /** Report reads of never-written registers and stack bytes as faults instead of warnings. */
   strict = false;
   warnings: Warning[] = [];
@@ -114,6 +121,15 @@ export class Machine {
     if (size > 32) out.set(new Uint8Array(dv.buffer, dv.byteOffset + p, size));
     else for (let k = 0; k < size; k++) out[k] = dv.getUint8(p + k);
     return true;
+  }
+
+  /** The u32 at pointer (hi:lo) when it lies where copyFlat copies from, else -1. */
+  peekU32(lo: number, hi: number): number {
+    const i = (hi - REGION_HI_BASE) >>> 0;
+    const u = lo >>> 0;
+    const mem = this.mem;
+    if (i >= MAX_REGIONS || u < mem.RLO[i]! || u + 4 > mem.RHR[i]!) return -1;
+    return mem.RV[i]!.getUint32(mem.RB[i]! + u, true);
   }
 
   /**
@@ -271,6 +287,13 @@ export class Machine {
     let missing = 0;
     for (let k = 0; k < size; k++) if (!this.mem.shadow[p + k]) missing++;
     if (missing) this.uninitRead(pc, step, `read of ${bytesText(size)} at ${formatRegionOffset(r, at)}${missing < size ? `, ${missing} of which ${missing === 1 ? 'was' : 'were'}` : size === 1 ? ', which was' : ', which were'} never written`);
+  }
+
+  /** Sets r0..r9 to 0 (a run's registers before its entry values go in). */
+  clearRegs(): void {
+    const w = this.R64;
+    w[0] = 0; w[1] = 0; w[2] = 0; w[3] = 0; w[4] = 0;
+    w[5] = 0; w[6] = 0; w[7] = 0; w[8] = 0; w[9] = 0;
   }
 
   /**

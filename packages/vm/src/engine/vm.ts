@@ -24,7 +24,16 @@ export interface LoadOptions {
   instrument?: Instrumentation;
   /** See CompileOptions.ctxSlots. */
   ctxSlots?: Uint8Array;
+  /**
+   * A version of helper `helper` for calls whose map argument is known to be map `mapIndex`
+   * (a faster path with the same results), or undefined to call the generic one. Asked for map
+   * lookups, updates and deletes and bpf_tail_call, when compiling without instrumentation.
+   */
+  specializeHelper?: (helper: number, mapIndex: number) => HelperFn | undefined;
 }
+
+/** Helpers LoadOptions.specializeHelper is asked for, and their place in a map's row of Machine.helperByMap. */
+const SPECIALIZED: Record<number, number> = { 1: 0, 2: 1, 3: 2, 12: 3 };
 
 /** A program validated and compiled for one machine. */
 export class LoadedProgram {
@@ -72,6 +81,17 @@ export class LoadedProgram {
       callbackStarts,
       instrument: opts.instrument,
       ctxSlots: opts.ctxSlots,
+      helperForMap: opts.specializeHelper
+        ? (id, mapIndex) => {
+            const kind = SPECIALIZED[id];
+            if (kind === undefined) return -1;
+            const k = mapIndex * 4 + kind;
+            const fn = machine.helperByMap[k] ?? opts.specializeHelper!(id, mapIndex);
+            if (!fn) return -1;
+            machine.helperByMap[k] = fn;
+            return k;
+          }
+        : undefined,
     });
     for (const [id, fn] of helpers) machine.helperTable[id] = fn;
   }
@@ -122,12 +142,31 @@ const SLICE_MAX = 1 << 24;
  */
 export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
   const m = p.machine;
+  const fault = executeIn(p, opts);
+  return {
+    r0: r0Value(m.R[0]!, m.R[1]!),
+    steps: m.steps,
+    fault,
+    warnings: runWarnings(m),
+    pc: m.pc,
+    program: m.program!.program.name,
+  };
+}
+
+/**
+ * execute() without its result object: returns the fault, if any, and leaves the rest where
+ * the run left it in the machine (registers in R, m.steps, m.pc, m.program the program that
+ * exited; runWarnings(m) the warnings). Session.run builds its outcome from these directly.
+ */
+export function executeIn(p: LoadedProgram, opts: RunOptions): Fault | undefined {
+  const m = p.machine;
   m.steps = 0;
   m.depth = 0;
   m.pc = 0;
   m.maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
   m.strict = opts.strict ?? false;
-  m.warnings = [];
+  // An outcome may hold the last run's warnings: replace a used array, never clear it.
+  if (m.warnings.length) m.warnings = [];
   m.tailTarget = null;
   m.describeInsn = p.describeInsn;
   m.initRegs = p.entryRegs | (1 << 10);
@@ -136,8 +175,8 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
   m.R[21] = REGION_HI_BASE;
   // Frame 0 starts unwritten (called functions clear their own frames on entry).
   m.clearFrame(0, p.compiled.shadowLow);
-  let fault: Fault | undefined;
   let cur = p;
+  m.program = p;
   try {
     // Slices start small and grow: V8 optimizes the program's function between slices.
     let slice = opts.slice ?? 4096;
@@ -148,6 +187,7 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
       // The entry function checks the budget only where a slice ends: never past maxSteps.
       const before = m.steps;
       const status = cur.compiled.run(pc, 0, Math.min(m.steps + slice + extra, m.maxSteps));
+      if (status === 0) return undefined;
       if (status === 2) {
         pc = m.pc;
         if (m.steps === before) {
@@ -159,37 +199,33 @@ export function execute(p: LoadedProgram, opts: RunOptions = {}): RunResult {
         opts.onSlice?.(m.steps);
         continue;
       }
-      if (status === 1) {
-        // bpf_tail_call: the target starts at pc 0 in the same frame, with r1 (the context) kept.
-        cur = m.tailTarget as LoadedProgram;
-        m.tailTarget = null;
-        m.describeInsn = cur.describeInsn;
-        m.initRegs = 0b10000000010;
-        m.clearFrame(0, cur.compiled.shadowLow);
-        pc = 0;
-        opts.onTailCall?.(cur);
-        continue;
-      }
-      break;
+      // status 1, bpf_tail_call: the target starts at pc 0 in the same frame, with r1 (the context) kept.
+      cur = m.program = m.tailTarget as LoadedProgram;
+      m.tailTarget = null;
+      m.describeInsn = cur.describeInsn;
+      m.initRegs = 0b10000000010;
+      m.clearFrame(0, cur.compiled.shadowLow);
+      pc = 0;
+      opts.onTailCall?.(cur);
     }
   } catch (e) {
-    if (e instanceof Fault) fault = e;
-    else throw e;
+    if (e instanceof Fault) return e;
+    throw e;
   }
-  return {
-    r0: r0Value(m.R[0]!, m.R[1]!),
-    steps: m.steps,
-    fault,
-    warnings: m.warnings,
-    pc: m.pc,
-    program: cur.program.name,
-  };
 }
+
+/** The warnings of the run that just ended (a shared empty array when it had none). */
+export function runWarnings(m: Machine): Warning[] {
+  return m.warnings.length ? m.warnings : NO_WARNINGS;
+}
+
+/** The warnings of a run that had none (shared by every such result, so never pushed to). */
+const NO_WARNINGS: Warning[] = Object.freeze([]) as unknown as Warning[];
 
 /** r0 as BigInts for the values programs return most (verdicts, small counts): no allocation per run. */
 const SMALL_R0 = Array.from({ length: 256 }, (_, i) => BigInt(i));
 
-function r0Value(lo: number, hi: number): bigint {
+export function r0Value(lo: number, hi: number): bigint {
   if (hi === 0 && lo >>> 0 < 256) return SMALL_R0[lo]!;
   return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 }

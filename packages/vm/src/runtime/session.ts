@@ -7,7 +7,7 @@ import { BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE } from '../isa.js';
 import type { Program, ProgType, MapDef } from '../program.js';
 import { BPF_MAP_TYPE } from '../program.js';
 import { Machine, type Warning } from '../engine/machine.js';
-import { LoadedProgram, execute, type RunOptions, type HelperTable } from '../engine/vm.js';
+import { LoadedProgram, executeIn, r0Value, runWarnings, type RunOptions, type HelperTable } from '../engine/vm.js';
 import type { Instrumentation } from '../engine/compile.js';
 import { REGION_HI_BASE } from '../engine/memory.js';
 import { defineMemRegion, RAW_ENTRY_REGS } from '../engine/raw.js';
@@ -17,8 +17,9 @@ import { FdArrayMap, HashOfMapsMap } from '../maps/fd_maps.js';
 import { MapSpace } from './mapspace.js';
 import { PacketBuffer } from './packet.js';
 import { createContext, type Context } from './contexts.js';
-import { beginHelperRun, endHelperRun, kernelHelpers, newHelperRunState, type HelperEnv, type OutputEvent, type RedirectTarget } from './helpers/index.js';
+import { beginHelperRun, endHelperRun, kernelHelpers, newHelperRunState, nondeterministicHelpers, type HelperEnv, type OutputEvent, type RedirectTarget } from './helpers/index.js';
 import { Prng } from './prng.js';
+import { specializedHelper } from './helpers/specialized.js';
 
 export interface SessionOptions {
   /** Possible CPUs: per-CPU maps have this many slots (default 1). */
@@ -76,12 +77,13 @@ export interface RunOutcome {
 }
 
 const XDP_VERDICTS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'];
-const TC_VERDICTS: Record<number, string> = { [-1]: 'TC_ACT_UNSPEC', 0: 'TC_ACT_OK', 1: 'TC_ACT_RECLASSIFY', 2: 'TC_ACT_SHOT', 3: 'TC_ACT_PIPE', 4: 'TC_ACT_STOLEN', 5: 'TC_ACT_QUEUED', 6: 'TC_ACT_REPEAT', 7: 'TC_ACT_REDIRECT' };
+/** TC verdicts from TC_ACT_UNSPEC (-1): TC_VERDICTS[v + 1]. */
+const TC_VERDICTS = ['TC_ACT_UNSPEC', 'TC_ACT_OK', 'TC_ACT_RECLASSIFY', 'TC_ACT_SHOT', 'TC_ACT_PIPE', 'TC_ACT_STOLEN', 'TC_ACT_QUEUED', 'TC_ACT_REPEAT', 'TC_ACT_REDIRECT'];
 
 /** The name of a program's return value (XDP_PASS, TC_ACT_SHOT), or the number itself. */
 export function verdictName(type: ProgType, retval: number): string {
   if (type === 'xdp') return XDP_VERDICTS[retval] ?? String(retval);
-  if (type === 'tc') return TC_VERDICTS[retval | 0] ?? String(retval | 0);
+  if (type === 'tc') return TC_VERDICTS[(retval | 0) + 1] ?? String(retval | 0);
   if (type === 'socket' || type === 'cgroup_skb') return retval === 0 ? 'drop' : `keep ${retval}`;
   return String(retval);
 }
@@ -90,7 +92,8 @@ export function verdictName(type: ProgType, retval: number): string {
 export function verdictValue(name: string): number | undefined {
   const x = XDP_VERDICTS.indexOf(name);
   if (x >= 0) return x;
-  for (const [k, v] of Object.entries(TC_VERDICTS)) if (v === name) return Number(k);
+  const t = TC_VERDICTS.indexOf(name);
+  if (t >= 0) return t - 1;
   return undefined;
 }
 
@@ -116,6 +119,8 @@ let copyChunk = new ArrayBuffer(COPY_CHUNK);
 let copyTop = 0;
 
 const NO_INPUT: RunInput = {};
+/** The output of a run that had none (shared by every such outcome, so never pushed to). */
+const NO_OUTPUT: OutputEvent[] = Object.freeze([]) as unknown as OutputEvent[];
 const NO_OPTIONS: RunOptions = {};
 const NO_BYTES = new Uint8Array(0);
 
@@ -224,6 +229,7 @@ export class Session {
         entryRegs: prog.type === 'raw' ? RAW_ENTRY_REGS : 0b10,
         instrument: this.opts.instrument,
         ctxSlots: this.contexts.get(prog.type)?.slots,
+        specializeHelper: (id, mapIndex) => specializedHelper(this.env, id, mapIndex, this.helpers.get(id)),
         resolveLddw: (pc, src, imm, nextImm) => {
           if (src === BPF_PSEUDO_MAP_IDX) return this.mapSpace.handlePointer(imm);
           if (src === BPF_PSEUDO_MAP_IDX_VALUE) return this.mapSpace.valuePointer(imm, 0, nextImm, pc, true);
@@ -245,7 +251,8 @@ export class Session {
     const { lp, ctx } = last;
     const type = lp.program.type;
     const m = this.machine;
-    this.output = [];
+    // An outcome holds the last run's output when it had some: replace that array, never clear it.
+    if (this.output.length) this.output = [];
     this.tailCalls = 0;
     this.timeNs = input.timeNs ?? this.timeNs;
     if (input.packet) {
@@ -281,7 +288,9 @@ export class Session {
       // Program types without a modelled context get their bytes as plain memory.
       throw new RewindError(`programs of type ${type} take no context in Rewind; run them with --type xdp|tc|socket`);
     }
-    for (let k = 0; k < 22; k++) m.R[k] = 0;
+    const R = m.R;
+    // r10 is set by executeIn.
+    m.clearRegs();
     this.mapSpace.beginRun();
     m.mem.releaseRegions(this.regionMark);
     m.mem.resetFlat(this.flatMark);
@@ -297,27 +306,28 @@ export class Session {
       m.R[3] = ctx ? REGION_HI_BASE + ctx.region.index : 0;
     }
     beginHelperRun(this.env, lp);
-    const result = execute(lp, opts === NO_OPTIONS ? this.runOpts : this.mergeOpts ? { ...this.runOpts, ...opts } : opts);
-    // The low half of r0, as execute left it in the machine.
-    const retval = m.R[0]! >>> 0;
-    const after = endHelperRun(this.env, result, retval);
+    const fault = executeIn(lp, opts === NO_OPTIONS ? this.runOpts : this.mergeOpts ? { ...this.runOpts, ...opts } : opts);
+    // The low half of r0, as the run left it in the machine.
+    const retval = R[0]! >>> 0;
+    const redirect = endHelperRun(this.env, fault !== undefined, retval);
     this.runs++;
     const copies = opts.copies !== false;
+    const helperWarnings = this.env.run.warnings;
     return {
-      r0: result.r0,
+      r0: r0Value(R[0]!, R[1]!),
       retval,
-      verdict: result.fault ? 'fault' : verdictName(type, type === 'tc' ? retval | 0 : retval),
-      steps: result.steps,
-      fault: result.fault,
-      warnings: after.warnings.length ? [...result.warnings, ...after.warnings] : result.warnings,
+      verdict: fault ? 'fault' : verdictName(type, retval),
+      steps: m.steps,
+      fault,
+      warnings: helperWarnings.length ? [...runWarnings(m), ...helperWarnings] : runWarnings(m),
       packet: copies && (input.packet || type === 'xdp' || type === 'tc') ? copyOut(m.mem.u8, this.packet.region.base + this.packet.data, this.packet.region.base + this.packet.end) : undefined,
       ctx: copies && ctx ? copyOut(ctx.bytes, 0, ctx.bytes.length) : undefined,
-      output: this.output,
-      program: result.program,
-      pc: result.pc,
-      redirect: after.redirect,
+      output: this.output.length ? this.output : NO_OUTPUT,
+      program: m.program!.program.name,
+      pc: m.pc,
+      redirect,
       metadata: copies && this.packet.data > this.packet.meta ? this.packet.buffer().slice(this.packet.meta, this.packet.data) : undefined,
-      nondeterministic: after.nondeterministic.length ? after.nondeterministic : undefined,
+      nondeterministic: nondeterministicHelpers(this.env.run),
     };
   }
 

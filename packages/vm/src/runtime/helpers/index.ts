@@ -143,22 +143,16 @@ export function beginHelperRun(env: HelperEnv, program: LoadedProgram): void {
   if (run.nondeterministic.size) run.nondeterministic.clear();
 }
 
-/** The low 32 bits of r0 (an unsigned 64-bit value) without BigInt arithmetic. */
-export function retvalOf(r0: bigint): number {
-  return r0 < 0x100000000n ? Number(r0) : Number(r0 & 0xffffffffn);
-}
-
-const NO_HELPERS: string[] = [];
-
 const XDP_REDIRECT = 4;
 const TC_ACT_REDIRECT = 7;
 
 /**
  * Ends a run: what the verifier would have refused but the run left behind (a reserved ring
- * buffer sample, a held spin lock) becomes a warning and is undone, the context gets the values
- * the kernel's test run copies back, and a redirect verdict names its target.
+ * buffer sample, a held spin lock) becomes a warning in env.run.warnings and is undone, and the
+ * context gets the values the kernel's test run copies back. Returns where a redirect verdict
+ * sends the packet.
  */
-export function endHelperRun(env: HelperEnv, result: RunResult, retval = retvalOf(result.r0)): { warnings: Warning[]; redirect?: RedirectTarget; nondeterministic: string[] } {
+export function endHelperRun(env: HelperEnv, faulted: boolean, retval: number): RedirectTarget | undefined {
   const run = env.run;
   if (run.reservations.size) finishReservations(env);
   const lock = run.lock;
@@ -169,10 +163,11 @@ export function endHelperRun(env: HelperEnv, result: RunResult, retval = retvalO
   }
   const type = run.program?.program.type;
   if (type) env.context(type)?.finishRun();
-  const redirected = !result.fault && ((type === 'xdp' && retval === XDP_REDIRECT) || (type === 'tc' && retval === TC_ACT_REDIRECT));
-  return {
-    warnings: run.warnings,
-    redirect: redirected ? run.redirect : undefined,
-    nondeterministic: run.nondeterministic.size ? [...run.nondeterministic].map((id) => HELPER_NAMES[id]!) : NO_HELPERS,
-  };
+  const redirected = !faulted && ((type === 'xdp' && retval === XDP_REDIRECT) || (type === 'tc' && retval === TC_ACT_REDIRECT));
+  return redirected ? run.redirect : undefined;
+}
+
+/** The helpers whose results were inputs of the run (see HelperRunState.nondeterministic), by name. */
+export function nondeterministicHelpers(run: HelperRunState): string[] | undefined {
+  return run.nondeterministic.size ? [...run.nondeterministic].map((id) => HELPER_NAMES[id]!) : undefined;
 }

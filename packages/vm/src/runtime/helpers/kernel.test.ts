@@ -100,6 +100,18 @@ const haveFixtures = existsSync(fixture('xdp_adjust.o'));
 
 describe.skipIf(typeof oracle === 'string' || !haveFixtures)('helpers against the kernel', () => {
   it('bpf_xdp_adjust_head, _tail and _meta: limits, return codes, moved metadata, zeroed growth', () => {
+    // Some kernels refuse bpf_xdp_adjust_meta in XDP programs ("program of this type cannot use
+    // helper"): there the object without it is compared, and the metadata cases are not.
+    let obj = 'xdp_adjust.o';
+    try {
+      load(obj);
+    } catch (e) {
+      const refusal = /cannot use helper bpf_xdp_adjust_meta#54/.exec(String((e as { stderr?: unknown }).stderr ?? e));
+      if (!refusal) throw e;
+      console.log(`bpf_xdp_adjust_meta not compared with the kernel: this kernel refuses it in XDP programs (${refusal[0]})`);
+      obj = 'xdp_adjust_nometa.o';
+    }
+    const meta = obj === 'xdp_adjust.o';
     const cases: [number, number, number][] = [];
     for (const a of [-300, -217, -216, -215, -100, -1, 0, 1, 13, 40, 46, 47, 50]) cases.push([0, a, 0]);
     for (const a of [-60, -50, -49, -1, 0, 1, 7, 100, 3456, 3457, 3500]) cases.push([1, a, 0]);
@@ -109,9 +121,10 @@ describe.skipIf(typeof oracle === 'string' || !haveFixtures)('helpers against th
     for (const [a, b] of [[7, -3], [100, -100], [-10, 20]]) cases.push([5, a, b]);
     for (const len of [64, 99]) {
       for (const [op, a, b] of cases) {
+        if (!meta && (op === 2 || op === 3)) continue;
         const pkt = frame(len, len * 1000 + op * 100 + (a & 0xff));
         pkt.set([op, a & 0xff, (a >> 8) & 0xff, b & 0xff, (b >> 8) & 0xff], 14);
-        agree('xdp_adjust.o', 'xdp_adjust', pkt, `len ${len} op ${op} a ${a} b ${b}`);
+        agree(obj, 'xdp_adjust', pkt, `len ${len} op ${op} a ${a} b ${b}`);
       }
     }
   });
