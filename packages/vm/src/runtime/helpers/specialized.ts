@@ -77,23 +77,24 @@ export function specializedHelper(env: HelperEnv, id: number, mapIndex: number, 
       if (map.type !== 'prog_array' || !(map instanceof FdArrayMap)) return undefined;
       const slots = map as FdArrayMap<Program>;
       const max = map.maxEntries;
-      // The loaded program of each target seen, so a tail call does not look it up by name.
-      let lastTarget: Program | undefined;
-      let lastLoaded: LoadedProgram | undefined;
+      // The loaded program of each slot's target, so a tail call does not look it up by name.
+      const targets: (Program | undefined)[] = new Array(max);
+      const loaded: (LoadedProgram | undefined)[] = new Array(max);
       return (m) => {
         const index = m.R[6]! >>> 0;
         if (m.depth !== 0 || index >= max || session.tailCalls >= MAX_TAIL_CALL_CNT) return generic(m);
         const target = slots.lookupTarget(index);
         if (!target) return;
-        if (target !== lastTarget) {
-          // The generic helper checks the target's type (and faults on a mismatch).
-          if (target.type !== env.run.program?.program.type) return generic(m);
-          lastLoaded = env.program(target.name);
-          lastTarget = target;
-        } else if (target.type !== env.run.program?.program.type) return generic(m);
+        // The generic helper checks the target's type (and faults on a mismatch).
+        if (target.type !== env.run.program?.program.type) return generic(m);
+        let next = loaded[index];
+        if (targets[index] !== target) {
+          next = loaded[index] = env.program(target.name);
+          targets[index] = target;
+        }
         session.tailCalls++;
-        env.run.program = lastLoaded;
-        m.tailTarget = lastLoaded;
+        env.run.program = next;
+        m.tailTarget = next;
       };
     }
   }
