@@ -309,7 +309,7 @@ export class Session {
     const fault = executeIn(lp, opts === NO_OPTIONS ? this.runOpts : this.mergeOpts ? { ...this.runOpts, ...opts } : opts);
     // The low half of r0, as the run left it in the machine.
     const retval = R[0]! >>> 0;
-    const redirect = endHelperRun(this.env, fault !== undefined, retval);
+    const redirect = endHelperRun(this.env, ctx, fault !== undefined, retval);
     this.runs++;
     const copies = opts.copies !== false;
     const helperWarnings = this.env.run.warnings;

@@ -149,10 +149,10 @@ const TC_ACT_REDIRECT = 7;
 /**
  * Ends a run: what the verifier would have refused but the run left behind (a reserved ring
  * buffer sample, a held spin lock) becomes a warning in env.run.warnings and is undone, and the
- * context gets the values the kernel's test run copies back. Returns where a redirect verdict
+ * context `ctx` (the run's) gets the values the kernel's test run copies back. Returns where a redirect verdict
  * sends the packet.
  */
-export function endHelperRun(env: HelperEnv, faulted: boolean, retval: number): RedirectTarget | undefined {
+export function endHelperRun(env: HelperEnv, ctx: Context | undefined, faulted: boolean, retval: number): RedirectTarget | undefined {
   const run = env.run;
   if (run.reservations.size) finishReservations(env);
   const lock = run.lock;
@@ -161,8 +161,9 @@ export function endHelperRun(env: HelperEnv, faulted: boolean, retval: number): 
     run.lock = undefined;
     env.machine.writeBytes(lock.pc, lock.lo, lock.hi, new Uint8Array(4), 'releasing the lock at exit');
   }
+  // The context of the entry program's type (tail calls keep the type).
+  ctx?.finishRun();
   const type = run.program?.program.type;
-  if (type) env.context(type)?.finishRun();
   const redirected = !faulted && ((type === 'xdp' && retval === XDP_REDIRECT) || (type === 'tc' && retval === TC_ACT_REDIRECT));
   return redirected ? run.redirect : undefined;
 }
