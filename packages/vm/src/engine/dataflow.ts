@@ -204,14 +204,21 @@ export function provenStackLoads(code: Bytecode, an: Analysis): Uint8Array {
 }
 
 /**
- * For each slot of the entry function, the offset into the context that each register is known
- * to point to (NaN when it is not known to hold the context pointer). r1 holds the context when
- * the program starts; copies (`rX = rY`) and constant adds keep it, calls clobber r1-r5, and
- * any other write forgets it. The verifier tracks PTR_TO_CTX the same way.
+ * What each register is known to hold at each slot of a function (NaN: nothing known), the
+ * state on entry being `entry`: a forward analysis over the function's control-flow graph where
+ * two paths agree on a register only when they give it the same value. An `lddw` gives the
+ * register `lddw(pc)`, a copy (`rX = rY`) keeps the value, an `rX += imm` gives `addImm(value,
+ * imm)`, a call clobbers r0-r5 and any other write forgets the register. Slots the function
+ * never reaches stay undefined.
  */
-export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | undefined)[] {
-  const sp = an.subprogs[0]!;
-  const IN: (Float64Array | undefined)[] = new Array(sp.end - sp.start);
+function registerValues(
+  code: Bytecode,
+  sp: { start: number; end: number },
+  entry: Float64Array,
+  lddw: (pc: number) => number,
+  addImm: (value: number, imm: number) => number,
+  IN: (Float64Array | undefined)[],
+): void {
   const work: number[] = [];
   const flow = (pc: number, st: Float64Array) => {
     if (pc < sp.start || pc >= sp.end) return;
@@ -230,9 +237,7 @@ export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | un
     }
     if (changed) work.push(pc);
   };
-  const start = new Float64Array(11).fill(NaN);
-  start[1] = 0;
-  flow(0, start);
+  flow(sp.start, entry);
   while (work.length) {
     const pc = work.pop()!;
     const st = IN[pc]!.slice();
@@ -240,7 +245,7 @@ export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | un
     const klass = op & 7;
     const dst = code.dst[pc]!;
     if (op === LDDW) {
-      st[dst] = NaN;
+      st[dst] = lddw(pc);
       flow(pc + 2, st);
       continue;
     }
@@ -257,13 +262,26 @@ export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | un
       continue;
     }
     if (klass === BPF_ALU64 && (op & 0xf0) === BPF_MOV && (op & BPF_X) && code.off[pc] === 0) st[dst] = st[code.src[pc]!]!;
-    else if (klass === BPF_ALU64 && (op & 0xf0) === 0x00 && !(op & BPF_X)) st[dst] = st[dst]! + code.imm[pc]!;
+    else if (klass === BPF_ALU64 && (op & 0xf0) === 0x00 && !(op & BPF_X)) st[dst] = addImm(st[dst]!, code.imm[pc]!);
     else {
       const { writes } = regUse(code, pc);
       for (let r = 0; r <= 10; r++) if (writes & (1 << r)) st[r] = NaN;
     }
     flow(pc + 1, st);
   }
+}
+
+/**
+ * For each slot of the entry function, the offset into the context that each register is known
+ * to point to (NaN when it is not known to hold the context pointer). r1 holds the context when
+ * the program starts; copies (`rX = rY`) and constant adds keep it, calls clobber r1-r5, and
+ * any other write forgets it. The verifier tracks PTR_TO_CTX the same way.
+ */
+export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | undefined)[] {
+  const IN: (Float64Array | undefined)[] = new Array(code.length);
+  const start = new Float64Array(11).fill(NaN);
+  start[1] = 0;
+  registerValues(code, an.subprogs[0]!, start, () => NaN, (v, imm) => v + imm, IN);
   return IN;
 }
 
@@ -275,69 +293,20 @@ export function mapArgReg(helper: number): number {
 /**
  * For each helper call, the index of the map whose handle its map argument (see mapArgReg) is
  * known to hold on every path to the call, or -1. An `lddw rX, map` (BPF_PSEUDO_MAP_IDX) loads
- * a handle, copies (`rX = rY`) keep it, calls clobber r0-r5 and any other write forgets it;
- * each function starts knowing nothing. The verifier tracks CONST_PTR_TO_MAP the same way.
+ * a handle, copies (`rX = rY`) keep it, calls clobber r0-r5 and any other write forgets it
+ * (a handle plus a constant is no handle); each function starts knowing nothing. The verifier
+ * tracks CONST_PTR_TO_MAP the same way.
  */
 export function mapHandleArgs(code: Bytecode, an: Analysis): Int32Array {
-  const n = code.length;
-  const out = new Int32Array(n).fill(-1);
-  // Per slot: the map index in each register, UNKNOWN when not a known handle.
-  const UNKNOWN = -1;
-  const IN: (Int32Array | undefined)[] = new Array(n);
-  const work: number[] = [];
-  for (const sp of an.subprogs) {
-    const flow = (pc: number, st: Int32Array) => {
-      if (pc < sp.start || pc >= sp.end) return;
-      const cur = IN[pc];
-      if (!cur) {
-        IN[pc] = st.slice();
-        work.push(pc);
-        return;
-      }
-      let changed = false;
-      for (let r = 0; r < 11; r++) {
-        if (cur[r] !== UNKNOWN && cur[r] !== st[r]) {
-          cur[r] = UNKNOWN;
-          changed = true;
-        }
-      }
-      if (changed) work.push(pc);
-    };
-    flow(sp.start, new Int32Array(11).fill(UNKNOWN));
-    while (work.length) {
-      const pc = work.pop()!;
-      const st = IN[pc]!.slice();
-      const op = code.op[pc]!;
-      const klass = op & 7;
-      const dst = code.dst[pc]!;
-      if (op === LDDW) {
-        st[dst] = code.src[pc] === BPF_PSEUDO_MAP_IDX ? code.imm[pc]! : UNKNOWN;
-        flow(pc + 2, st);
-        continue;
-      }
-      if (klass === BPF_JMP || klass === BPF_JMP32) {
-        const jop = op & 0xf0;
-        if (jop === BPF_EXIT) continue;
-        if (jop === BPF_CALL) {
-          for (let r = 0; r <= 5; r++) st[r] = UNKNOWN;
-          flow(pc + 1, st);
-          continue;
-        }
-        flow(targetOf(code, pc)!, st);
-        if (jop !== BPF_JA) flow(pc + 1, st);
-        continue;
-      }
-      if (klass === BPF_ALU64 && (op & 0xf0) === BPF_MOV && (op & BPF_X) && code.off[pc] === 0) st[dst] = st[code.src[pc]!]!;
-      else {
-        const { writes } = regUse(code, pc);
-        for (let r = 0; r <= 10; r++) if (writes & (1 << r)) st[r] = UNKNOWN;
-      }
-      flow(pc + 1, st);
-    }
-  }
-  for (let pc = 0; pc < n; pc++) {
+  const IN: (Float64Array | undefined)[] = new Array(code.length);
+  const lddw = (pc: number) => (code.src[pc] === BPF_PSEUDO_MAP_IDX ? code.imm[pc]! : NaN);
+  for (const sp of an.subprogs) registerValues(code, sp, new Float64Array(11).fill(NaN), lddw, () => NaN, IN);
+  const out = new Int32Array(code.length).fill(-1);
+  for (let pc = 0; pc < code.length; pc++) {
     const st = IN[pc];
-    if (st && code.op[pc] === (BPF_JMP | BPF_CALL) && code.src[pc] !== BPF_PSEUDO_CALL) out[pc] = st[mapArgReg(code.imm[pc]!)]!;
+    if (!st || code.op[pc] !== (BPF_JMP | BPF_CALL) || code.src[pc] === BPF_PSEUDO_CALL) continue;
+    const m = st[mapArgReg(code.imm[pc]!)]!;
+    if (!Number.isNaN(m)) out[pc] = m;
   }
   return out;
 }

@@ -297,13 +297,13 @@ export class Session {
     if (type === 'raw') {
       const bytes = input.mem ?? new Uint8Array(0);
       const region = defineMemRegion(m.mem, bytes);
-      m.R[2] = 0;
-      m.R[3] = REGION_HI_BASE + region.index;
-      m.R[4] = bytes.length;
+      R[2] = 0;
+      R[3] = REGION_HI_BASE + region.index;
+      R[4] = bytes.length;
     } else {
       // r1: the context (offset 0 of its region), or 0 for types without one.
-      m.R[2] = 0;
-      m.R[3] = ctx ? REGION_HI_BASE + ctx.region.index : 0;
+      R[2] = 0;
+      R[3] = ctx ? REGION_HI_BASE + ctx.region.index : 0;
     }
     beginHelperRun(this.env, lp);
     const fault = executeIn(lp, opts === NO_OPTIONS ? this.runOpts : this.mergeOpts ? { ...this.runOpts, ...opts } : opts);

@@ -4,7 +4,7 @@
 
 import type { HelperFn, Machine, Warning } from '../../engine/machine.js';
 import type { ProgType } from '../../program.js';
-import type { LoadedProgram, RunResult } from '../../engine/vm.js';
+import type { LoadedProgram } from '../../engine/vm.js';
 import type { BpfMap } from '../../maps/map.js';
 import type { MapSpace } from '../mapspace.js';
 import type { PacketBuffer } from '../packet.js';
@@ -149,8 +149,8 @@ const TC_ACT_REDIRECT = 7;
 /**
  * Ends a run: what the verifier would have refused but the run left behind (a reserved ring
  * buffer sample, a held spin lock) becomes a warning in env.run.warnings and is undone, and the
- * context `ctx` (the run's) gets the values the kernel's test run copies back. Returns where a redirect verdict
- * sends the packet.
+ * run's context `ctx` gets the values the kernel's test run copies back. Returns where a
+ * redirect verdict sends the packet.
  */
 export function endHelperRun(env: HelperEnv, ctx: Context | undefined, faulted: boolean, retval: number): RedirectTarget | undefined {
   const run = env.run;
