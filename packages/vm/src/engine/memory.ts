@@ -78,6 +78,8 @@ export class Memory {
   /** One byte per flat byte: 1 once written. Only consulted for regions with trackInit. */
   shadow: Uint8Array;
   shadowDv: DataView;
+  /** The shadow as 8-byte words, for clearing frames in few stores. */
+  shadow64: Float64Array;
   /**
    * By stack frame: the lowest shadow address that can be marked since the frame was last
    * cleared (Machine.clearFrame clears from there, not the whole frame).
@@ -109,6 +111,7 @@ export class Memory {
     this.u8 = new Uint8Array(this.buf);
     this.shadow = new Uint8Array(flatSize);
     this.shadowDv = new DataView(this.shadow.buffer);
+    this.shadow64 = new Float64Array(this.shadow.buffer);
     // Stack frames first: frame d occupies flat bytes [d*512, (d+1)*512).
     for (let d = 0; d < MAX_CALL_FRAMES; d++) {
       this.define({
@@ -159,6 +162,7 @@ export class Memory {
     this.u8 = new Uint8Array(buf);
     this.shadow = shadow;
     this.shadowDv = new DataView(shadow.buffer);
+    this.shadow64 = new Float64Array(shadow.buffer);
     for (const r of this.regions) if (r && !r.view) this.RV[r.index] = this.dv;
   }
 
