@@ -356,8 +356,11 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       if (ins?.enterCallee) emit(ins.enterCallee());
     }
     emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0, q = 0;`);
-    // A called function's frame starts out unwritten, whatever an earlier call at this depth left.
-    if (!entry && trackShadow) emit(`vm.clearFrame(depth, ${frameLow(sp)});`);
+    // A called function's frame starts out unwritten, whatever an earlier call at this depth left:
+    // Machine.clearFrame inline (fp is the frame's end), by 8-byte words of the shadow.
+    if (!entry && trackShadow) {
+      emit(`q = SDL[depth]; if (q < fp) { const W = mem.shadow64; for (q >>= 3; q < fp >> 3; q++) W[q] = 0; } SDL[depth] = fp - ${FRAME_SIZE - frameLow(sp)};`);
+    }
     emit(`try {`);
     if (entry) emit(`slice: {`);
     emit(`dispatch: for (;;) switch (pc) {`);
