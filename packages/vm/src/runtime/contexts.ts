@@ -45,6 +45,13 @@ export const XDP_MD: CtxField[] = [
   { name: 'egress_ifindex', offset: 20, size: 4 },
 ];
 export const XDP_MD_SIZE = 24;
+
+/**
+ * Packet fields of both contexts by what they hold (Context.syncPacketSlots): data, data_end and
+ * data_meta point to those buffer offsets, len is data_end - data; others use their accessor.
+ */
+const PACKET_SLOT: Record<string, number> = { data: 0, data_end: 1, data_meta: 2, len: 3 };
+const PACKET_SLOT_OTHER = 4;
 const XDP_INGRESS_IFINDEX = 12;
 
 /** struct __sk_buff, include/uapi/linux/bpf.h, with the widths of the struct sk_buff fields behind it. */
@@ -162,6 +169,8 @@ export class Context {
   private readonly plainSlots: Uint8Array;
   private readonly packetSlots: CtxField[] = [];
   private readonly packetSlotIndex: number[] = [];
+  /** What each packet slot holds, for syncPacketSlots: a PACKET_SLOT kind. */
+  private readonly packetSlotKind: number[] = [];
   /** The machine's context table while this context is the running program's. */
   private table: { lo: Int32Array; hi: Int32Array } | undefined;
   /** Plain slots whose table entry may be nonzero since the last `clear`. */
@@ -201,6 +210,7 @@ export class Context {
       if (f.pointer || f.derived) {
         this.packetSlots.push(f);
         this.packetSlotIndex.push(k);
+        this.packetSlotKind.push(PACKET_SLOT[f.name] ?? PACKET_SLOT_OTHER);
       } else if (f.raw || f.size === 4) {
         this.plainSlots[k] = 1;
       } else continue;
@@ -245,15 +255,39 @@ export class Context {
     const t = this.table;
     if (!t) return;
     const p = this.packet;
-    for (let j = 0; j < this.packetSlots.length; j++) {
-      const f = this.packetSlots[j]!;
+    const hi = REGION_HI_BASE + p.region.index;
+    const kinds = this.packetSlotKind;
+    for (let j = 0; j < kinds.length; j++) {
       const k = this.packetSlotIndex[j]!;
-      if (f.pointer) {
-        t.lo[k] = f.pointer(p);
-        t.hi[k] = REGION_HI_BASE + p.region.index;
-      } else {
-        t.lo[k] = f.derived!(p) | 0;
-        t.hi[k] = 0;
+      // The common fields without calling their accessors: this runs for every packet whose
+      // size differs from the last one's.
+      switch (kinds[j]) {
+        case 0:
+          t.lo[k] = p.data;
+          t.hi[k] = hi;
+          break;
+        case 1:
+          t.lo[k] = p.end;
+          t.hi[k] = hi;
+          break;
+        case 2:
+          t.lo[k] = p.meta;
+          t.hi[k] = hi;
+          break;
+        case 3:
+          t.lo[k] = (p.end - p.data) | 0;
+          t.hi[k] = 0;
+          break;
+        default: {
+          const f = this.packetSlots[j]!;
+          if (f.pointer) {
+            t.lo[k] = f.pointer(p);
+            t.hi[k] = hi;
+          } else {
+            t.lo[k] = f.derived!(p) | 0;
+            t.hi[k] = 0;
+          }
+        }
       }
     }
   }
