@@ -17,9 +17,11 @@
 // packet, rewritten or not), and "cold ns" the first rounds of a fresh session (program
 // compiled, V8 still tiering up).
 //
-// Each example is measured in a process of its own (--example NAME prints its row as JSON), as
+// Each example is measured in processes of its own (--example NAME prints its row as JSON), as
 // `rewind run` runs one object per process: code V8 optimized for one program's maps and helpers
-// is not what another program's run meets.
+// is not what another program's run meets. Two processes each, keeping the faster one's figures
+// (and the kernel's best), so that a moment when another process slowed the machine down does
+// not make the row.
 
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +49,7 @@ const WARM_MS = 1000;
 const MAX_TIMED = 12;
 const REPEAT = 20_000;
 const KERNEL_REPEAT = 200_000;
+const PROCESSES = 2;
 const NO_COPIES = { copies: false };
 
 const one = opt('example', '');
@@ -63,14 +66,26 @@ if (one) {
   if (!status.ok) console.log(`\n(kernel figures skipped: ${status.reason})`);
   const rows = [];
   for (const [name] of EXAMPLES) {
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--example', name, '--runs', String(runs)], { encoding: 'utf8' });
-    if (r.status !== 0) {
-      const lines = (r.stderr || r.stdout).trim().split('\n');
-      console.error(`bench-packets: ${name}: ${lines.find((l) => /Error/.test(l)) ?? lines.pop()}`);
-      process.exitCode = 1;
-      continue;
+    // Two processes, the faster one's figures (and the kernel's best of both): a run of the
+    // machine that another process slowed down does not count.
+    let row;
+    for (let proc = 0; proc < PROCESSES; proc++) {
+      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--example', name, '--runs', String(runs)], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        const lines = (r.stderr || r.stdout).trim().split('\n');
+        console.error(`bench-packets: ${name}: ${lines.find((l) => /Error/.test(l)) ?? lines.pop()}`);
+        process.exitCode = 1;
+        break;
+      }
+      const got = JSON.parse(r.stdout.trim().split('\n').pop());
+      if (!row) row = got;
+      else {
+        const kns = row.kns !== undefined && got.kns !== undefined ? Math.min(row.kns, got.kns) : undefined;
+        if (got.ns < row.ns) row = got;
+        row.kns = kns;
+      }
     }
-    rows.push(JSON.parse(r.stdout.trim().split('\n').pop()));
+    if (row) rows.push(row);
   }
   const f0 = (x) => (x === undefined || x === null ? '-' : x.toFixed(0));
   console.log(`\n${'example'.padEnd(16)} ${pad('packets', 8)} ${pad('insns/packet', 13)} ${pad('Rewind ns', 10)} ${pad('kernel ns', 10)} ${pad('ratio', 7)} ${pad('worst', 7)} ${pad('capture ns', 11)} ${pad('cold ns', 9)}`);
@@ -84,7 +99,7 @@ if (one) {
       `(steady state after ${WARM_MS} ms over the capture; runs with { copies: false }, the outcome has the verdict but no copies of packet and ctx); ` +
       `kernel ns: bpftool prog run repeat ${KERNEL_REPEAT} on each of the same packets, best of 3, mean (the kernel's JIT, program only); ratio: Rewind ns / kernel ns; worst: the largest per-packet ratio; ` +
       `capture ns: Rewind per packet over the whole capture in steady state (best of ${Math.max(runs, 3)} batches of ${ROUNDS} rounds); cold ns: the first ${ROUNDS} rounds of a fresh session. ` +
-      'Each example runs in a process of its own.',
+      `Each example runs in processes of its own, ${PROCESSES} of them: the figures of the faster one, the kernel's best of all.`,
   );
 }
 
