@@ -247,6 +247,15 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   const mapArgs = opts.helperForMap && !ins ? mapHandleArgs(code, an) : undefined;
   /** Load sites whose region is cached in locals (see the self-loop blocks below). */
   const cachedSites = new Set<number>();
+  /**
+   * Plain runs: loads and stores through a pointer register that share their region lookup with
+   * the other accesses through that register in their basic block (see baseRoles): KEEP looks
+   * the region up and keeps it in the register's b<r> locals, USE checks the pointer against what
+   * was kept and looks the region up (keeping it) only when it differs.
+   */
+  const baseRole = new Uint8Array(n);
+  const KEEP = 1;
+  const USE = 2;
 
   // Does a pointer to the stack ever exist outside r10-relative addressing? If not, and every
   // r10-relative load is proven initialised, the written-bytes shadow is never consulted and
@@ -356,6 +365,10 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       if (ins?.enterCallee) emit(ins.enterCallee());
     }
     emit(`let fp = depth * ${FRAME_SIZE} + ${FRAME_SIZE}, t = 0, u = 0, i = 0, s = 0, q = 0;`);
+    // The b<r> locals of the registers whose region lookups this function keeps (filled in below).
+    const baseDecl = out.length;
+    emit('');
+    const baseRegs = new Set<number>();
     // A called function's frame starts out unwritten, whatever an earlier call at this depth left:
     // Machine.clearFrame inline (fp is the frame's end), by 8-byte words of the shadow.
     if (!entry && trackShadow) {
@@ -429,9 +442,11 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
         }
         emit(budget);
         if (ins?.block) emit(ins.block(pc, last));
+        if (!ins) baseRoles(pc, last, baseRegs);
       }
       emit(insnCode(pc));
     }
+    out[baseDecl] = [...baseRegs].map((r) => `let b${r}h = -1, b${r}l = 0, b${r}r = 0, b${r}w = 0, b${r}b = 0, b${r}i = 0, b${r}v = M;`).join(' ');
     emit(`default: throw vm.internalError(pc);`);
     emit(`}`); // switch
     if (entry) {
@@ -502,6 +517,47 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
       (out ??= new Map()).set(r, { delta: sum, after });
     }
     return out;
+  }
+
+  /** Does the 4-byte load at pc read the machine's context table (see CompileOptions.ctxSlots)? */
+  function ctxTableLoad(pc: number): boolean {
+    const op = code.op[pc]!;
+    const ctxBase = ctxRegs[pc]?.[code.src[pc]!];
+    if (ctxBase === undefined || Number.isNaN(ctxBase) || sizeBytes(op) !== 4 || (op & 0xe0) === BPF_MEMSX) return false;
+    const o = ctxBase + code.off[pc]!;
+    return o >= 0 && o % 4 === 0 && opts.ctxSlots![o >> 2] === 1;
+  }
+
+  /**
+   * Roles of the accesses through pointer registers in the block [pc, last] (baseRole): where a
+   * register is the base of two or more accesses with no call between them, the first keeps its
+   * region lookup and the later ones use it. Region bounds only move in helpers (a call ends the
+   * run of accesses); a pointer whose high half differs from the kept one (another region) looks
+   * its region up again.
+   */
+  function baseRoles(pc: number, last: number, regs: Set<number>): void {
+    const first = new Map<number, number>();
+    for (let q = pc; q <= last; q += code.op[q] === LDDW ? 2 : 1) {
+      const op = code.op[q]!;
+      const k = op & 7;
+      let base = -1;
+      if (k === BPF_LDX && code.src[q] !== 10 && !ctxTableLoad(q)) base = code.src[q]!;
+      else if ((k === BPF_ST || (k === BPF_STX && (op & 0xe0) !== BPF_ATOMIC)) && code.dst[q] !== 10) base = code.dst[q]!;
+      else if ((k === BPF_JMP && (op & 0xf0) === BPF_CALL) || (k === BPF_STX && (op & 0xe0) === BPF_ATOMIC) || (k === BPF_LD && op !== LDDW)) {
+        // Out-of-line code: helpers, atomics and legacy packet loads call into the machine.
+        first.clear();
+        continue;
+      }
+      if (base < 0) continue;
+      const f = first.get(base);
+      if (f === undefined) {
+        first.set(base, q);
+        continue;
+      }
+      baseRole[f] = KEEP;
+      baseRole[q] = USE;
+      regs.add(base);
+    }
   }
 
   function insnCode(pc: number): string {
@@ -801,11 +857,16 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
         `else { vm.load(${pc}, ${lo(s)}, ${hi(s)}, ${off}, ${size}, ${signed}); ${L} = T[0]; ${Hd} = T[1]; } }`
       );
     }
-    return (
-      `u = (${lo(s)} >>> 0) + ${off}; i = (${hi(s)} - ${HB}) >>> 0; ` +
-      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${stackCheck}${read('RB[i] + u', 'RV[i]')} } ` +
-      `else { vm.load(${pc}, ${lo(s)}, ${hi(s)}, ${off}, ${size}, ${signed}); ${L} = T[0]; ${Hd} = T[1]; }`
-    );
+    const role = baseRole[pc];
+    const b = `b${s}`;
+    const keep = role ? `${b}h = ${hi(s)}; ${b}l = RLO[i]; ${b}r = RHR[i]; ${b}w = RHW[i]; ${b}b = RB[i]; ${b}i = i; ${b}v = RV[i]; ` : '';
+    const lookup =
+      `i = (${hi(s)} - ${HB}) >>> 0; ` +
+      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${keep}${stackCheck}${read('RB[i] + u', 'RV[i]')} } ` +
+      `else { ${role ? `${b}h = -1; ` : ''}vm.load(${pc}, ${lo(s)}, ${hi(s)}, ${off}, ${size}, ${signed}); ${L} = T[0]; ${Hd} = T[1]; }`;
+    if (role !== USE) return `u = (${lo(s)} >>> 0) + ${off}; ${lookup}`;
+    const keptCheck = trackShadow ? `if (${b}i < ${MAX_CALL_FRAMES}) { q = ${b}b + u; if (${shadowMissing(size, 'q')}) vm.uninitStack(${pc}, u - ${FRAME_SIZE}, ${size}, ${b}i, steps - ${REM[pc]}); } ` : '';
+    return `u = (${lo(s)} >>> 0) + ${off}; if (${hi(s)} === ${b}h && u >= ${b}l && u + ${size} <= ${b}r) { ${keptCheck}${read(`${b}b + u`, `${b}v`)} } else { ${lookup} }`;
   }
 
   function writeFlat(size: number, p: string, vl: string, vh: string, V = 'M'): string {
@@ -847,11 +908,16 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     const rec = ins ? ins.afterStore(pc, size, 'i', 'u', vl, vh, stepAfter(pc)) : '';
     // Marks through a pointer can land anywhere in a frame: the frame's next clear starts there.
     const stackMark = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; ${markShadow(size, 'q')} if (q < SDL[i]) SDL[i] = q; } ` : '';
-    return (
-      `u = (${lo(d)} >>> 0) + ${off}; i = (${hi(d)} - ${HB}) >>> 0; ` +
-      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${stackMark}${rec} } ` +
-      `else { ${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} vm.store(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${vl}, ${vh}); }`
-    );
+    const role = baseRole[pc];
+    const b = `b${d}`;
+    const keep = role ? `${b}h = ${hi(d)}; ${b}l = RLO[i]; ${b}r = RHR[i]; ${b}w = RHW[i]; ${b}b = RB[i]; ${b}i = i; ${b}v = RV[i]; ` : '';
+    const lookup =
+      `i = (${hi(d)} - ${HB}) >>> 0; ` +
+      `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${keep}${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${stackMark}${rec} } ` +
+      `else { ${role ? `${b}h = -1; ` : ''}${ins ? ins.beforeCall(pc, stepAfter(pc)) : ''} vm.store(${pc}, ${lo(d)}, ${hi(d)}, ${off}, ${size}, ${vl}, ${vh}); }`;
+    if (role !== USE) return `u = (${lo(d)} >>> 0) + ${off}; ${lookup}`;
+    const keptMark = trackShadow ? `if (${b}i < ${MAX_CALL_FRAMES}) { q = ${b}b + u; ${markShadow(size, 'q')} if (q < SDL[${b}i]) SDL[${b}i] = q; } ` : '';
+    return `u = (${lo(d)} >>> 0) + ${off}; if (${hi(d)} === ${b}h && u >= ${b}l && u + ${size} <= ${b}w) { ${writeFlat(size, `${b}b + u`, vl, vh, `${b}v`)} ${keptMark}} else { ${lookup} }`;
   }
 
   function atomic(pc: number, op: number, d: number, s: number, off: number, imm: number): string {
