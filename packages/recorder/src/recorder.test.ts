@@ -270,6 +270,33 @@ print(json.dumps({'kinds': kinds, 'verdicts': verdicts, 'records': records, 'eve
 
 });
 
+describe.skipIf(!examples)('helpers made for one map, recorded', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-recorder-special-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('tail-pipeline and xdp-firewall record the same frames whether their lookups and tail calls use versions made for their maps or the generic helpers', () => {
+    for (const [obj, section, fill] of [[tailPipeline, 'xdp_entry', undefined], [firewall, undefined, fillMaps]] as const) {
+      const src = loadProgramFile(obj);
+      const entry = section ?? src.programs[0]!.name;
+      const payloads: PlainMap[][] = [];
+      for (const specializeHelpers of [true, false]) {
+        const path = join(dir, `${entry}-${specializeHelpers}.rwt`);
+        const rec = Recorder.create(path, { programs: src.programs, maps: src.maps, sessionOptions: { specializeHelpers } });
+        fill?.(rec.session);
+        for (const input of inputs()) rec.run(entry, input);
+        rec.close();
+        // The versions made for a map were called (or, in the second trace, not compiled in).
+        expect(rec.session.program(entry).compiled.source.includes('HM[')).toBe(specializeHelpers);
+        const r = TraceReader.open(path);
+        payloads.push([...r.framesOfKind('run'), ...r.framesOfKind('chunk')].map((f) => unpackPlain(r.readPayload(f.number)) as PlainMap));
+        r.close();
+      }
+      expect(payloads[0]!.length).toBeGreaterThan(20);
+      expect(payloads[0]).toEqual(payloads[1]);
+    }
+  });
+});
+
 describe('keyframe bytes', () => {
   test('trimming zeros from both ends agrees with a byte-by-byte scan, aligned or not', () => {
     let seed = 7;

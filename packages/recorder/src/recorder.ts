@@ -5,7 +5,7 @@
 // reader rebuilds every step from these without executing the program. See FORMAT.md,
 // "Chunk payloads".
 
-import { dumpMap, encode, Session, type LoadedProgram, type MapDef, type Program, type Region, type RunInput, type RunOutcome, type SessionOptions } from '@rewind/vm';
+import { dumpMap, encode, helperOfMapSlot, Session, type HelperFn, type LoadedProgram, type MapDef, type Program, type Region, type RunInput, type RunOutcome, type SessionOptions } from '@rewind/vm';
 import { TraceWriter } from './container/writer.js';
 import { type PlainMap, type PlainValue } from './container/plain.js';
 import { packPayload } from './container/payload.js';
@@ -400,23 +400,27 @@ export class Recorder {
   }
 
   private wrapHelpers(): void {
-    const table = this.session.machine.helperTable;
+    const m = this.session.machine;
+    const table = m.helperTable;
+    for (let id = 0; id < table.length; id++) table[id] = this.recordedHelper(id, table[id]!);
+    // The versions of helpers made for one map (LoadOptions.specializeHelper) the programs call.
+    const byMap = m.helperByMap;
+    for (let k = 0; k < byMap.length; k++) if (byMap[k]) byMap[k] = this.recordedHelper(helperOfMapSlot(k), byMap[k]!);
+  }
+
+  /** Helper `fn` (kernel id `id`) recording its call, its result and what it printed or sent. */
+  private recordedHelper(id: number, fn: HelperFn): HelperFn {
     const buf = this.buf;
-    for (let id = 0; id < table.length; id++) {
-      const fn = table[id]!;
-      const output = this.session.output;
-      table[id] = (m) => {
-        const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, pc: m.pc, id, args: this.arena.regs(m.R, 1, 6), r0: null };
-        this.events.push(ev);
-        const before = this.session.output.length;
-        fn(m);
-        ev.r0 = this.arena.regs(m.R, 0, 1)[0]!;
-        // What the helper printed or sent (trace_printk, ring buffer, perf event output).
-        const out = this.session.output;
-        for (let k = before; k < out.length; k++) this.events.push({ ...(plain(out[k]) as PlainMap), t: 'output', step: buf.step });
-      };
-      void output;
-    }
+    return (m) => {
+      const ev: Record<string, PlainValue> = { t: 'helper', step: buf.step, pc: m.pc, id, args: this.arena.regs(m.R, 1, 6), r0: null };
+      this.events.push(ev);
+      const before = this.session.output.length;
+      fn(m);
+      ev.r0 = this.arena.regs(m.R, 0, 1)[0]!;
+      // What the helper printed or sent (trace_printk, ring buffer, perf event output).
+      const out = this.session.output;
+      for (let k = before; k < out.length; k++) this.events.push({ ...(plain(out[k]) as PlainMap), t: 'output', step: buf.step });
+    };
   }
 
   /** Runs a program of the session on one input and records it. */

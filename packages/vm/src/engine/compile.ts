@@ -135,8 +135,7 @@ export interface CompileOptions {
   /**
    * A helper call whose map argument is known at compile time (see mapHandleArgs) may call a
    * version of the helper made for that map: this returns its index in vm.helperByMap, or -1
-   * to call the helper table's. Not asked when compiling with an Instrumentation (the recorder
-   * wraps the helper table's entries).
+   * to call the helper table's.
    */
   helperForMap?: (helper: number, mapIndex: number) => number;
 }
@@ -244,7 +243,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
   const dynInit = uninit.some((m) => m !== 0);
   const proven = provenStackLoads(code, an);
   const ctxRegs = opts.ctxSlots ? ctxPointerRegs(code, an) : [];
-  const mapArgs = opts.helperForMap && !ins ? mapHandleArgs(code, an) : undefined;
+  const mapArgs = opts.helperForMap ? mapHandleArgs(code, an) : undefined;
   /** Load sites whose region is cached in locals (see the self-loop blocks below). */
   const cachedSites = new Set<number>();
   /**

@@ -27,13 +27,20 @@ export interface LoadOptions {
   /**
    * A version of helper `helper` for calls whose map argument is known to be map `mapIndex`
    * (a faster path with the same results), or undefined to call the generic one. Asked for map
-   * lookups, updates and deletes and bpf_tail_call, when compiling without instrumentation.
+   * lookups, updates and deletes and bpf_tail_call. A recorder wraps Machine.helperByMap's
+   * entries as it wraps the helper table's.
    */
   specializeHelper?: (helper: number, mapIndex: number) => HelperFn | undefined;
 }
 
-/** Helpers LoadOptions.specializeHelper is asked for, and their place in a map's row of Machine.helperByMap. */
-const SPECIALIZED: Record<number, number> = { 1: 0, 2: 1, 3: 2, 12: 3 };
+/** Helpers LoadOptions.specializeHelper is asked for, by their place in a map's row of Machine.helperByMap. */
+const SPECIALIZED_IDS = [1, 2, 3, 12];
+const SPECIALIZED: Record<number, number> = Object.fromEntries(SPECIALIZED_IDS.map((id, kind) => [id, kind]));
+
+/** The kernel helper id of entry k of Machine.helperByMap. */
+export function helperOfMapSlot(k: number): number {
+  return SPECIALIZED_IDS[k % SPECIALIZED_IDS.length]!;
+}
 
 /** A program validated and compiled for one machine. */
 export class LoadedProgram {
@@ -85,7 +92,7 @@ export class LoadedProgram {
         ? (id, mapIndex) => {
             const kind = SPECIALIZED[id];
             if (kind === undefined) return -1;
-            const k = mapIndex * 4 + kind;
+            const k = mapIndex * SPECIALIZED_IDS.length + kind;
             const fn = machine.helperByMap[k] ?? opts.specializeHelper!(id, mapIndex);
             if (!fn) return -1;
             machine.helperByMap[k] = fn;

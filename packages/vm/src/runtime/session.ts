@@ -34,6 +34,11 @@ export interface SessionOptions {
   instrument?: Instrumentation;
   /** Routes for bpf_fib_lookup. */
   fib?: import('./helpers/index.js').FibRoute[];
+  /**
+   * false: every helper call goes to the generic helper, none to a version made for the map it
+   * is given (LoadOptions.specializeHelper); for comparing the two. Default true.
+   */
+  specializeHelpers?: boolean;
 }
 
 export interface RunInput {
@@ -229,7 +234,7 @@ export class Session {
         entryRegs: prog.type === 'raw' ? RAW_ENTRY_REGS : 0b10,
         instrument: this.opts.instrument,
         ctxSlots: this.contexts.get(prog.type)?.slots,
-        specializeHelper: (id, mapIndex) => specializedHelper(this.env, id, mapIndex, this.helpers.get(id)),
+        specializeHelper: this.opts.specializeHelpers === false ? undefined : (id, mapIndex) => specializedHelper(this.env, id, mapIndex, this.helpers.get(id)),
         resolveLddw: (pc, src, imm, nextImm) => {
           if (src === BPF_PSEUDO_MAP_IDX) return this.mapSpace.handlePointer(imm);
           if (src === BPF_PSEUDO_MAP_IDX_VALUE) return this.mapSpace.valuePointer(imm, 0, nextImm, pc, true);

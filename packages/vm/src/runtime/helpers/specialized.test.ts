@@ -1,12 +1,11 @@
 // Helpers made for one map (runtime/helpers/specialized.ts) against the generic helpers: the
-// same programs run in a plain session, whose calls with a known map argument go to the
-// specialized versions, and in a session compiled with an (empty) instrumentation, which only
-// ever calls the helper table's generic helpers. Every outcome, fault and map must agree.
+// same programs run in a session whose calls with a known map argument go to the specialized
+// versions, and in one made with specializeHelpers: false, which only ever calls the helper
+// table's generic helpers. Every outcome, fault and map must agree.
 
 import { describe, expect, it } from 'vitest';
 import { assemble } from '../../asm/assemble.js';
 import { mapHandleArgs } from '../../engine/dataflow.js';
-import type { Instrumentation } from '../../engine/compile.js';
 import { BPF_PSEUDO_MAP_IDX, LDDW } from '../../isa.js';
 import { BPF_MAP_TYPE, type MapDef, type Program } from '../../program.js';
 import { validate } from '../../validate.js';
@@ -31,17 +30,6 @@ function programs(texts: Record<string, string>, maps: MapDef[]): Program[] {
   });
 }
 
-/** Compiles the programs with hooks that add nothing: every helper call goes to the helper table. */
-const GENERIC: Instrumentation = {
-  prologue: () => '',
-  enter: () => '',
-  epilogue: () => '',
-  afterInsn: () => '',
-  afterStore: () => '',
-  branch: () => '',
-  beforeCall: () => '',
-};
-
 function outcomeOf(o: RunOutcome) {
   return {
     r0: o.r0.toString(16),
@@ -63,7 +51,7 @@ function mapsOf(s: Session) {
 function agree(texts: Record<string, string>, maps: MapDef[], entry: string, packets: Uint8Array[], cpus = 1, setup?: (s: Session) => void): Session {
   const progs = programs(texts, maps);
   const plain = new Session(progs, maps, { cpus, cpu: cpus - 1 });
-  const generic = new Session(progs, maps, { cpus, cpu: cpus - 1, instrument: GENERIC });
+  const generic = new Session(progs, maps, { cpus, cpu: cpus - 1, specializeHelpers: false });
   setup?.(plain);
   setup?.(generic);
   for (const [i, packet] of packets.entries()) {
@@ -72,6 +60,7 @@ function agree(texts: Record<string, string>, maps: MapDef[], entry: string, pac
     expect({ i, ...a }).toEqual({ i, ...b });
   }
   expect(mapsOf(plain)).toEqual(mapsOf(generic));
+  expect(generic.program(entry).compiled.source).not.toContain('HM[');
   return plain;
 }
 
