@@ -858,7 +858,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     }
     const role = baseRole[pc];
     const b = `b${s}`;
-    const keep = role ? `${b}h = ${hi(s)}; ${b}l = RLO[i]; ${b}r = RHR[i]; ${b}w = RHW[i]; ${b}b = RB[i]; ${b}i = i; ${b}v = RV[i]; ` : '';
+    const keep = role ? keepRegion(s) : '';
     const lookup =
       `i = (${hi(s)} - ${HB}) >>> 0; ` +
       `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHR[i]) { ${keep}${stackCheck}${read('RB[i] + u', 'RV[i]')} } ` +
@@ -866,6 +866,12 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     if (role !== USE) return `u = (${lo(s)} >>> 0) + ${off}; ${lookup}`;
     const keptCheck = trackShadow ? `if (${b}i < ${MAX_CALL_FRAMES}) { q = ${b}b + u; if (${shadowMissing(size, 'q')}) vm.uninitStack(${pc}, u - ${FRAME_SIZE}, ${size}, ${b}i, steps - ${REM[pc]}); } ` : '';
     return `u = (${lo(s)} >>> 0) + ${off}; if (${hi(s)} === ${b}h && u >= ${b}l && u + ${size} <= ${b}r) { ${keptCheck}${read(`${b}b + u`, `${b}v`)} } else { ${lookup} }`;
+  }
+
+  /** Keeps region i, just looked up for register r, in r's b<r> locals (see baseRoles). */
+  function keepRegion(r: number): string {
+    const b = `b${r}`;
+    return `${b}h = ${hi(r)}; ${b}l = RLO[i]; ${b}r = RHR[i]; ${b}w = RHW[i]; ${b}b = RB[i]; ${b}i = i; ${b}v = RV[i]; `;
   }
 
   function writeFlat(size: number, p: string, vl: string, vh: string, V = 'M'): string {
@@ -909,7 +915,7 @@ function generate(code: Bytecode, an: Analysis, env: CompiledEnv, opts: CompileO
     const stackMark = trackShadow ? `if (i < ${MAX_CALL_FRAMES}) { q = RB[i] + u; ${markShadow(size, 'q')} if (q < SDL[i]) SDL[i] = q; } ` : '';
     const role = baseRole[pc];
     const b = `b${d}`;
-    const keep = role ? `${b}h = ${hi(d)}; ${b}l = RLO[i]; ${b}r = RHR[i]; ${b}w = RHW[i]; ${b}b = RB[i]; ${b}i = i; ${b}v = RV[i]; ` : '';
+    const keep = role ? keepRegion(d) : '';
     const lookup =
       `i = (${hi(d)} - ${HB}) >>> 0; ` +
       `if (i < ${MAX_REGIONS} && u >= RLO[i] && u + ${size} <= RHW[i]) { ${keep}${writeFlat(size, 'RB[i] + u', vl, vh, 'RV[i]')} ${stackMark}${rec} } ` +

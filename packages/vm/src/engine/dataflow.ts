@@ -286,7 +286,7 @@ export function ctxPointerRegs(code: Bytecode, an: Analysis): (Float64Array | un
 }
 
 /** Helpers whose map argument is r1 (map lookups and updates) or r2 (bpf_tail_call). */
-export function mapArgReg(helper: number): number {
+function mapArgReg(helper: number): number {
   return helper === 12 ? 2 : 1;
 }
 

@@ -6,11 +6,10 @@
 // never written).
 
 import { describe, expect, it } from 'vitest';
-import { assemble } from '../asm/assemble.js';
 import type { Instrumentation } from './compile.js';
-import { BPF_PSEUDO_MAP_IDX, LDDW } from '../isa.js';
-import { BPF_MAP_TYPE, type MapDef, type Program } from '../program.js';
-import { Session, type RunOutcome } from '../runtime/session.js';
+import { BPF_MAP_TYPE, type MapDef } from '../program.js';
+import { Session } from '../runtime/session.js';
+import { asmPrograms, mapContents, outcomeView } from '../runtime/test-support.js';
 
 const GENERIC: Instrumentation = {
   prologue: () => '',
@@ -28,35 +27,17 @@ const maps: MapDef[] = [
   { name: 'ro', type: BPF_MAP_TYPE.array, keySize: 4, valueSize: 16, maxEntries: 1, flags: BPF_F_RDONLY_PROG },
 ];
 
-function program(text: string): Program[] {
-  const code = assemble(text);
-  for (let pc = 0; pc < code.length; pc++) if (code.op[pc] === LDDW && code.dst[pc] === 1 && code.imm[pc + 1] === 0 && code.imm[pc]! < 4) code.src[pc] = BPF_PSEUDO_MAP_IDX;
-  return [{ name: 'p', type: 'xdp', code, funcs: [{ name: 'p', start: 0, end: code.length }], maps }];
-}
-
-function view(o: RunOutcome) {
-  return {
-    r0: o.r0.toString(16),
-    verdict: o.verdict,
-    steps: o.steps,
-    fault: o.fault?.message,
-    warnings: o.warnings.map((w) => w.message),
-    packet: o.packet ? Buffer.from(o.packet).toString('hex') : undefined,
-  };
-}
-
 /** Runs the program on every packet in both sessions; expects the same outcomes and maps and returns the plain outcomes. */
-function agree(text: string, packets: Uint8Array[], strict = false): ReturnType<typeof view>[] {
-  const progs = program(text);
+function agree(text: string, packets: Uint8Array[], strict = false): ReturnType<typeof outcomeView>[] {
+  const progs = asmPrograms({ p: text }, maps);
   const plain = new Session(progs, maps, { strict });
   const generic = new Session(progs, maps, { strict, instrument: GENERIC });
   const got = packets.map((packet, i) => {
-    const a = view(plain.run('p', { packet }));
-    expect({ i, ...a }).toEqual({ i, ...view(generic.run('p', { packet })) });
+    const a = outcomeView(plain.run('p', { packet }));
+    expect({ i, ...a }).toEqual({ i, ...outcomeView(generic.run('p', { packet })) });
     return a;
   });
-  const dump = (s: Session) => s.maps.map((m) => [...m.entries()].map((e) => Buffer.from(e.value).toString('hex')));
-  expect(dump(plain)).toEqual(dump(generic));
+  expect(mapContents(plain)).toEqual(mapContents(generic));
   // The plain session did keep lookups.
   expect(plain.program('p').compiled.source).toMatch(/b\dh = h\d/);
   return got;

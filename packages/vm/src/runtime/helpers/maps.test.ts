@@ -5,8 +5,7 @@
 // gives.
 
 import { describe, expect, it } from 'vitest';
-import { assemble } from '../../asm/assemble.js';
-import { BPF_PSEUDO_MAP_IDX, LDDW } from '../../isa.js';
+import { asmPrograms } from '../test-support.js';
 import { indexKey } from '../../maps/map.js';
 import { BPF_MAP_TYPE, type MapDef } from '../../program.js';
 import { Session } from '../session.js';
@@ -15,12 +14,7 @@ const mapDef = (name: string, type: number, keySize: number, valueSize: number, 
 
 /** An XDP session of `programs` (name → asm); `lddw %r1, N` loads a pointer to map N. */
 function session(programs: Record<string, string>, maps: MapDef[]): Session {
-  const progs = Object.entries(programs).map(([name, text]) => {
-    const code = assemble(text);
-    for (let pc = 0; pc < code.length; pc++) if (code.op[pc] === LDDW && code.dst[pc] === 1) code.src[pc] = BPF_PSEUDO_MAP_IDX;
-    return { name, type: 'xdp' as const, code, funcs: [{ name, start: 0, end: code.length }], maps };
-  });
-  return new Session(progs, maps);
+  return new Session(asmPrograms(programs, maps), maps);
 }
 
 const u32s = (...v: number[]) => new Uint8Array(new Uint32Array(v).buffer);

@@ -5,11 +5,12 @@
 
 import { describe, expect, it } from 'vitest';
 import { assemble } from '../../asm/assemble.js';
+import { asmPrograms, mapContents, outcomeView } from '../test-support.js';
 import { mapHandleArgs } from '../../engine/dataflow.js';
 import { BPF_PSEUDO_MAP_IDX, LDDW } from '../../isa.js';
-import { BPF_MAP_TYPE, type MapDef, type Program } from '../../program.js';
+import { BPF_MAP_TYPE, type MapDef } from '../../program.js';
 import { validate } from '../../validate.js';
-import { Session, type RunOutcome } from '../session.js';
+import { Session } from '../session.js';
 
 const mapDef = (name: string, type: number, keySize: number, valueSize: number, maxEntries: number, initialSlots?: MapDef['initialSlots']): MapDef => ({
   name,
@@ -21,45 +22,19 @@ const mapDef = (name: string, type: number, keySize: number, valueSize: number, 
   initialSlots,
 });
 
-/** XDP programs from asm; `lddw %rX, N` with X = 1 or 2 loads a pointer to map N. */
-function programs(texts: Record<string, string>, maps: MapDef[]): Program[] {
-  return Object.entries(texts).map(([name, text]) => {
-    const code = assemble(text);
-    for (let pc = 0; pc < code.length; pc++) if (code.op[pc] === LDDW && (code.dst[pc] === 1 || code.dst[pc] === 2) && code.imm[pc + 1] === 0 && code.imm[pc]! < 16) code.src[pc] = BPF_PSEUDO_MAP_IDX;
-    return { name, type: 'xdp' as const, code, funcs: [{ name, start: 0, end: code.length }], maps };
-  });
-}
-
-function outcomeOf(o: RunOutcome) {
-  return {
-    r0: o.r0.toString(16),
-    verdict: o.verdict,
-    steps: o.steps,
-    fault: o.fault?.message,
-    warnings: o.warnings.map((w) => w.message),
-    packet: o.packet ? Buffer.from(o.packet).toString('hex') : undefined,
-    program: o.program,
-    pc: o.pc,
-  };
-}
-
-function mapsOf(s: Session) {
-  return s.maps.map((m) => [m.name, [...m.entries()].map((e) => `${Buffer.from(e.key).toString('hex')}=${Buffer.from(e.value).toString('hex')}`)]);
-}
-
 /** Runs every packet through both sessions and expects the same outcomes and maps; returns the plain session. */
 function agree(texts: Record<string, string>, maps: MapDef[], entry: string, packets: Uint8Array[], cpus = 1, setup?: (s: Session) => void): Session {
-  const progs = programs(texts, maps);
+  const progs = asmPrograms(texts, maps);
   const plain = new Session(progs, maps, { cpus, cpu: cpus - 1 });
   const generic = new Session(progs, maps, { cpus, cpu: cpus - 1, specializeHelpers: false });
   setup?.(plain);
   setup?.(generic);
   for (const [i, packet] of packets.entries()) {
-    const a = outcomeOf(plain.run(entry, { packet }));
-    const b = outcomeOf(generic.run(entry, { packet }));
+    const a = outcomeView(plain.run(entry, { packet }));
+    const b = outcomeView(generic.run(entry, { packet }));
     expect({ i, ...a }).toEqual({ i, ...b });
   }
-  expect(mapsOf(plain)).toEqual(mapsOf(generic));
+  expect(mapContents(plain)).toEqual(mapContents(generic));
   expect(generic.program(entry).compiled.source).not.toContain('HM[');
   return plain;
 }
